@@ -1,0 +1,27 @@
+"""trl-reporter: a live markdown training report for Hugging Face TRL and transformers.
+
+    from trl_reporter import ReportCallback
+    trainer = SFTTrainer(..., callbacks=[ReportCallback()])
+
+Importing this package has no side effects: no logging setup, no disk access, no network. The
+callback (and with it transformers and torch) is imported on first use, so that the ``trl-report``
+command starts fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["ReportCallback", "__version__"]
+
+if TYPE_CHECKING:
+    from .callback import ReportCallback
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ReportCallback":
+        from .callback import ReportCallback
+
+        return ReportCallback
+    raise AttributeError(f"module 'trl_reporter' has no attribute {name!r}")

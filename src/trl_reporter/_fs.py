@@ -1,0 +1,101 @@
+"""Crash-safe file primitives: atomic replace and the cleanup of what a crash leaves behind.
+
+A kill during a plain ``open("w")`` write leaves a truncated file; writing a temporary file in the
+same directory, fsyncing it and ``os.replace``-ing it over the target leaves either the old or the
+new file, never a torn one. ``os.replace`` also replaces a symlink planted at the target instead
+of writing through it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import socket
+import time
+import zlib
+from pathlib import Path
+
+TMP_SUFFIX = ".tmp"
+# Temporary files older than this are debris whatever wrote them (a write takes milliseconds).
+_STALE_TMP_SECONDS = 300.0
+
+
+def host_tag() -> str:
+    """A short, file-name-safe tag of this host, so cleanup only judges pids of its own host."""
+    return format(zlib.crc32(socket.gethostname().encode("utf-8", "replace")), "08x")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def atomic_write(path: Path, data: str) -> None:
+    """Write ``data`` (UTF-8) to ``path`` so that readers and crashes see all of it or none of it."""
+    tmp = path.with_name(f".{path.name}.{host_tag()}.{os.getpid()}.{secrets.token_hex(4)}{TMP_SUFFIX}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(tmp, flags, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable; not possible on every platform or filesystem.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EBADF, errno.EACCES):
+            raise
+    finally:
+        os.close(fd)
+
+
+def clean_temp_files(directory: Path, *, now: float | None = None) -> int:
+    """Remove temporary files that a killed writer left in ``directory``. Returns how many."""
+    now = time.time() if now is None else now
+    mine = host_tag()
+    removed = 0
+    try:
+        candidates = [p for p in directory.iterdir() if p.name.startswith(".") and p.name.endswith(TMP_SUFFIX)]
+    except OSError:
+        return 0
+    for path in candidates:
+        parts = path.name[: -len(TMP_SUFFIX)].rsplit(".", 3)
+        try:
+            tag, pid = parts[-3], int(parts[-2])
+            stale = (tag == mine and not pid_alive(pid)) or now - path.lstat().st_mtime > _STALE_TMP_SECONDS
+        except (IndexError, ValueError, OSError):
+            continue
+        if stale:
+            try:
+                path.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed

@@ -1,0 +1,202 @@
+"""Environment facts: base model, dataset, HF Job, host, Trackio run, trainer class, devices.
+
+Small functions that return a value or ``None``. They read the environment when called (taking
+``environ`` as a parameter, so tests pass a dict), never at import time, and never touch the
+network.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import sys
+from collections.abc import Mapping
+from pathlib import Path, PurePath
+from typing import Any
+from urllib.parse import quote
+
+from .records import Link, TrackioInfo
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+LOCAL_TRACKIO_URL = "http://127.0.0.1:7860/"
+_HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?$")
+_HUB_CACHE_RE = re.compile(r"^(models|datasets)--(.+)$")
+# Builders that load local or generic files: their name says nothing about where the data came from.
+_GENERIC_BUILDERS = {"json", "csv", "parquet", "text", "arrow", "pandas", "generator", "imagefolder", "audiofolder"}
+
+
+def endpoint(environ: Mapping[str, str] = os.environ) -> str:
+    """``$HF_ENDPOINT`` without its trailing slash, or https://huggingface.co."""
+    return (environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def is_hub_id(name: str) -> bool:
+    """Whether ``name`` is shaped like a Hub repo id (and is not a local path)."""
+    return bool(_HUB_ID_RE.match(name)) and ".." not in name and "--" not in name and not Path(name).exists()
+
+
+def hub_url(repo_id: str, kind: str = "model", environ: Mapping[str, str] = os.environ) -> str:
+    prefix = {"model": "", "dataset": "datasets/", "space": "spaces/"}[kind]
+    return f"{endpoint(environ)}/{prefix}{quote(repo_id, safe='/')}"
+
+
+def hub_link(name: str, kind: str, environ: Mapping[str, str] = os.environ, *, guessed: bool = False) -> Link:
+    """A Link to the Hub for a Hub id; plain text (no URL) for a local path or anything else."""
+    name = name.strip()
+    if is_hub_id(name):
+        return Link(name, hub_url(name, kind, environ), guessed=guessed)
+    return Link(name, None, guessed=guessed, note="local path" if os.path.sep in name else None)
+
+
+def _repo_id_from_cache_path(path: str) -> str | None:
+    """``.../hub/models--owner--name/snapshots/<hash>`` -> ``owner/name`` (the cache keeps the case)."""
+    for part in PurePath(path).parts:
+        match = _HUB_CACHE_RE.match(part)
+        if match:
+            return match.group(2).replace("--", "/")
+    return None
+
+
+def base_model(model: Any, environ: Mapping[str, str] = os.environ) -> Link | None:
+    """The model the run started from: a PEFT model's base, else ``config._name_or_path``."""
+    name = None
+    peft_config = getattr(model, "peft_config", None)
+    if isinstance(peft_config, Mapping) and peft_config:
+        first = next(iter(peft_config.values()))
+        name = getattr(first, "base_model_name_or_path", None)
+    if not name:
+        config = getattr(model, "config", None)
+        name = getattr(config, "_name_or_path", None) or getattr(model, "name_or_path", None)
+    if not name or not isinstance(name, str):
+        return None
+    if os.path.isdir(name):
+        repo_id = _repo_id_from_cache_path(name)
+        if repo_id:
+            return hub_link(repo_id, "model", environ)
+        return Link(name, None, note="local path")
+    return hub_link(name, "model", environ)
+
+
+def dataset(train_dataset: Any, environ: Mapping[str, str] = os.environ) -> Link | None:
+    """A best-effort guess of the training dataset's Hub id, marked as a guess.
+
+    A ``datasets.Dataset`` does not keep its repo id; the namespace survives only in its cache
+    directory (``<namespace>___<snake_name>``), so the name part may differ in case from the Hub's.
+    """
+    if train_dataset is None:
+        return None
+    for cache in getattr(train_dataset, "cache_files", None) or []:
+        filename = cache.get("filename", "") if isinstance(cache, Mapping) else ""
+        for part in PurePath(filename).parts:
+            if "___" in part:
+                namespace, _, name = part.partition("___")
+                if namespace and name:
+                    return hub_link(f"{namespace}/{name}", "dataset", environ, guessed=True)
+    info = getattr(train_dataset, "info", None)
+    builder = getattr(info, "builder_name", None)
+    name = getattr(info, "dataset_name", None)
+    if name and builder and builder not in _GENERIC_BUILDERS:
+        return hub_link(name, "dataset", environ, guessed=True)
+    return None
+
+
+def hf_job(
+    owner: str | None, environ: Mapping[str, str] = os.environ
+) -> tuple[str | None, str | None]:
+    """``(JOB_ID, logs URL)`` inside an HF Job; the URL needs the job's owner (namespace)."""
+    job_id = environ.get("JOB_ID") or None
+    if not job_id:
+        return None, None
+    owner = owner or environ.get("TRL_REPORTER_JOB_OWNER") or None
+    if not owner:
+        return job_id, None
+    return job_id, f"{endpoint(environ)}/jobs/{quote(owner, safe='')}/{quote(job_id, safe='')}"
+
+
+def host() -> str:
+    return socket.gethostname()
+
+
+def trackio_space_url(space_id: str) -> str:
+    """trackio's own rule (remote_client.py) for the app URL of a Space ``owner/name``."""
+    subdomain = space_id.replace("/", "-").lower().replace("_", "-").replace(".", "-")
+    return f"https://{subdomain}.hf.space/"
+
+
+def trackio_run() -> TrackioInfo | None:
+    """The active Trackio run, if trackio is imported and a run is active."""
+    trackio = sys.modules.get("trackio")
+    if trackio is None:
+        return None
+    context_vars = getattr(trackio, "context_vars", None)
+    run = context_vars.current_run.get() if context_vars is not None else None
+    if run is None:
+        return None
+    project, name = getattr(run, "project", None), getattr(run, "name", None)
+    if not project or not name:
+        return None
+    # Private attributes, read defensively as TRL does.
+    space_id = getattr(run, "_space_id", None) or context_vars.current_space_id.get()
+    if space_id:
+        return TrackioInfo(project=str(project), run=str(name), base_url=trackio_space_url(str(space_id)), local=False)
+    return TrackioInfo(project=str(project), run=str(name), base_url=LOCAL_TRACKIO_URL, local=True)
+
+
+def trackio_url(base_url: str, project: str, runs: list[str]) -> str:
+    """The guide's dashboard URL: ``?project=P&runs=R1,R2&sidebar=hidden&navbar=hidden``."""
+    run_list = ",".join(quote(r, safe="") for r in runs)
+    return f"{base_url}?project={quote(project, safe='')}&runs={run_list}&sidebar=hidden&navbar=hidden"
+
+
+def trainer_class_name(args: Any, max_depth: int = 16) -> str:
+    """The class of the Trainer that is calling us, found on the call stack.
+
+    Falls back to the arguments' class (``SFTConfig`` -> ``SFTTrainer``) when no Trainer frame is
+    found, for instance when events are replayed outside a Trainer.
+    """
+    try:
+        from transformers import Trainer
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        Trainer = None  # noqa: N806
+    frame = sys._getframe(1)
+    for _ in range(max_depth):
+        if frame is None:
+            break
+        candidate = frame.f_locals.get("self")
+        if Trainer is not None and isinstance(candidate, Trainer):
+            return type(candidate).__name__
+        frame = frame.f_back
+    name = type(args).__name__
+    if name.endswith("Config"):
+        return name[: -len("Config")] + "Trainer"
+    return "Trainer"
+
+
+def devices(args: Any) -> tuple[int, str]:
+    """How many devices train, and what they are (``(1, "CPU")``, ``(8, "NVIDIA H100")``)."""
+    world = int(getattr(args, "world_size", 1) or 1)
+    device = getattr(args, "device", None)
+    kind = getattr(device, "type", "cpu")
+    count = world if world > 1 else max(int(getattr(args, "n_gpu", 0) or 0), 1)
+    if kind == "cuda":
+        try:
+            import torch
+
+            return count, torch.cuda.get_device_name(device)
+        except (RuntimeError, AssertionError, ImportError):  # a name is a nicety, never worth failing for
+            return count, "CUDA GPU"
+    return count, {"cpu": "CPU", "mps": "Apple MPS", "xpu": "Intel XPU", "npu": "Ascend NPU"}.get(kind, str(kind))
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape a run, for reproducibility."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for dist in ("trl", "transformers", "torch", "peft"):
+        try:
+            found[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return found

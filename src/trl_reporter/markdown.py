@@ -1,0 +1,97 @@
+"""Escaping for everything a user or a library controls that ends up in the report.
+
+The report is read twice: rendered (GitHub, the Hub, an IDE preview) and raw (diffs, editors,
+terminals). So values are escaped just enough to be inert when rendered and still readable raw:
+``2e-05``, ``0.03`` and ``Qwen2.5-0.5B`` stay as they are, while every character that can open
+markup, HTML, an entity, math or a table cell boundary is backslash-escaped.
+
+These are the jinja2 filters of the report template; templates never escape by hand.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from urllib.parse import quote, urlsplit
+
+# Characters that can start inline markup in CommonMark/GFM (emphasis, code, links, images, raw
+# HTML, entities, strikethrough), GitHub math ($), or end a table cell (|). Block-level markers
+# (#, -, +, digits followed by '.') only matter at the start of a line, and cells and headings never
+# start a line with user text.
+_ESCAPED = frozenset("\\`*_[]<>|&~!$")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]")
+_NEWLINE_RE = re.compile(r"\r\n|\r|\n")
+_BACKTICKS_RE = re.compile(r"`+")
+
+
+def _clean(text: object) -> str:
+    return _CONTROL_RE.sub(" ", str(text))
+
+
+def inline(text: object) -> str:
+    """Escape text for a paragraph or a heading: one line, no markup, no HTML."""
+    text = _NEWLINE_RE.sub(" ", _clean(text))
+    return "".join("\\" + ch if ch in _ESCAPED else ch for ch in text).strip()
+
+
+def cell(text: object) -> str:
+    """Escape text for a table cell: like :func:`inline`, newlines become ``<br>``."""
+    lines = _NEWLINE_RE.split(_clean(text))
+    return "<br>".join(inline(line) for line in lines).strip() or " "
+
+
+def code(text: object, *, in_table: bool = False) -> str:
+    """Render text as an inline code span that cannot close early.
+
+    The fence is one backtick longer than the longest backtick run inside; a space pads content
+    that starts or ends with a backtick. Inside a table, GFM splits cells on ``|`` before it parses
+    code spans, so pipes are escaped there (GFM renders ``\\|`` inside a code span as ``|``).
+    """
+    text = _NEWLINE_RE.sub(" ", _clean(text))
+    if in_table:
+        text = text.replace("|", "\\|")
+    runs = [len(m) for m in _BACKTICKS_RE.findall(text)]
+    fence = "`" * (max(runs, default=0) + 1)
+    if text.startswith("`") or text.endswith("`") or (text.startswith(" ") and text.endswith(" ") and text.strip()):
+        text = f" {text} "
+    if not text:
+        text = " "
+    return f"{fence}{text}{fence}"
+
+
+def code_block(text: object, info: str = "text") -> str:
+    """A fenced code block whose fence is longer than any backtick run inside."""
+    body = str(text).replace("\r\n", "\n").replace("\r", "\n")
+    runs = [len(m) for m in _BACKTICKS_RE.findall(body)]
+    fence = "`" * max(3, max(runs, default=0) + 1)
+    return f"{fence}{info}\n{body.rstrip(chr(10))}\n{fence}"
+
+
+def safe_url(url: object) -> str | None:
+    """Return ``url`` if it is an absolute http(s) URL with a host, else ``None``.
+
+    Characters that would end a markdown link destination or an HTML attribute are
+    percent-encoded, so the result can go both in ``[text](url)`` and, through :func:`attr`, in
+    an ``src`` attribute.
+    """
+    if not isinstance(url, str) or _CONTROL_RE.search(url) or any(c.isspace() for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return quote(url, safe="/:?&=#%@+,;~!$*'-._[]")
+
+
+def link(text: str, url: object) -> str:
+    """``[text](url)`` for a safe URL, else the escaped text alone (never a broken or unsafe link)."""
+    safe = safe_url(url)
+    return f"[{inline(text)}]({safe})" if safe else inline(text)
+
+
+def attr(url: object) -> str:
+    """A safe URL escaped for an HTML attribute value (``&`` becomes ``&amp;``), or empty."""
+    safe = safe_url(url)
+    return html.escape(safe, quote=True) if safe else ""

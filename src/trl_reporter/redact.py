@@ -1,0 +1,54 @@
+"""Secret scrubbing: the one place that keeps tokens and passwords out of every written file.
+
+The store calls :func:`scrub` on every string it serialises, so the report, the state files and the
+log messages built from them never carry a Hugging Face token or a password embedded in a URL.
+Harmless look-alikes (``max_new_tokens``, ``pad_token``, git hashes) are left alone: only values
+shaped like real credentials are replaced.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+REDACTED = "***"
+
+# Hugging Face user tokens are "hf_" + 30+ letters; organisation API tokens are "api_org_" + letters.
+# The lower bound of 8 keeps short identifiers such as "hf_home" readable while still catching the
+# truncated tokens people paste into error messages.
+_TOKEN_RE = re.compile(r"\b(?:hf|api_org)_[A-Za-z0-9]{8,}\b")
+# scheme://user:password@host -> scheme://user:***@host
+_URL_PASSWORD_RE = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)(?P<pw>[^\s@/]+)(?=@)")
+# Field names whose values are secrets whatever they look like.
+_SECRET_NAME_RE = re.compile(r"(^|_)(hub_token|token|password|passwd|secret|api_key|apikey)$", re.IGNORECASE)
+# Field names ending in "_token" that name a vocabulary token, not a credential.
+_HARMLESS_TOKEN_FIELDS = frozenset(
+    {"pad_token", "eos_token", "bos_token", "unk_token", "sep_token", "cls_token", "mask_token", "chat_template_token"}
+)
+
+
+def scrub_text(text: str) -> str:
+    """Return ``text`` with token-shaped strings and URL passwords replaced by ``***``."""
+    if "_" not in text and "://" not in text:
+        return text
+    text = _TOKEN_RE.sub(REDACTED, text)
+    return _URL_PASSWORD_RE.sub(lambda m: m.group("head") + REDACTED, text)
+
+
+def is_secret_field(name: str) -> bool:
+    """True for argument names that hold credentials (``hub_token``), false for ``pad_token``."""
+    lowered = name.lower()
+    if lowered in _HARMLESS_TOKEN_FIELDS or lowered.endswith("_tokens"):
+        return False
+    return bool(_SECRET_NAME_RE.search(lowered))
+
+
+def scrub(value: Any) -> Any:
+    """Scrub every string inside a JSON-like value (dicts, lists, strings, numbers)."""
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, dict):
+        return {scrub_text(str(k)): (REDACTED if is_secret_field(str(k)) and v else scrub(v)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub(v) for v in value]
+    return value

@@ -1,0 +1,280 @@
+"""One training run as it happens: builds its record, keeps it durable, and sees it end.
+
+The callback hands facts to a :class:`RunSession`; the session decides what they mean for the
+record (the status rules live here and in :mod:`records`) and when to write. It writes only on
+status changes, when the Trackio link is found and after evaluations, never per step.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+import traceback as tb_module
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import filelock
+
+from . import detect, naming, params
+from ._guard import Guard
+from .endings import ProcessHooks
+from .records import Failure, RunRecord, Status
+from .redact import scrub_text
+from .store import ExperimentStore, claim_key
+
+logger = logging.getLogger(__name__)
+
+# Bounded waits for the experiment lock: short while the model trains, longer once it has stopped.
+LOCK_TIMEOUT_TRAINING = 2.0
+LOCK_TIMEOUT_FINAL = 10.0
+# Metrics of an evaluation that describe the evaluation loop, not the model.
+_NOT_SCORES = ("epoch", "_runtime", "_samples_per_second", "_steps_per_second")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the user chose (arguments beat the environment; both beat detection)."""
+
+    experiment: str | None = None
+    report_dir: str | os.PathLike[str] | None = None
+    base_model: str | None = None
+    dataset: str | None = None
+    job_owner: str | None = None
+    trackio: bool = True
+
+
+class RunSession:
+    """The live state of one run in this process."""
+
+    def __init__(
+        self,
+        record: RunRecord,
+        store: ExperimentStore,
+        render: Callable[[str, list[RunRecord]], str],
+        guard: Guard,
+        state: Any,
+        trackio_wanted: bool,
+    ) -> None:
+        self.record = record
+        self.store = store
+        self._render = render
+        self._guard = guard
+        self.state = state
+        self.trackio_wanted = trackio_wanted
+        self.writes = 0
+        self.hooks = ProcessHooks(self.on_uncaught, self.on_exit)
+
+    # -- starting ----------------------------------------------------------------------------
+
+    @classmethod
+    def begin(
+        cls,
+        settings: Settings,
+        render: Callable[[str, list[RunRecord]], str],
+        guard: Guard,
+        args: Any,
+        state: Any,
+        model: Any,
+        train_dataset: Any,
+        environ: Mapping[str, str] = os.environ,
+    ) -> RunSession:
+        now = time.time()
+        trainer_class = guard.attempt("detecting the trainer class", lambda: detect.trainer_class_name(args), "Trainer")
+        base_model = (
+            detect.hub_link(settings.base_model, "model", environ)
+            if settings.base_model
+            else guard.attempt("detecting the base model", lambda: detect.base_model(model, environ), None)
+        )
+        dataset = (
+            detect.hub_link(settings.dataset, "dataset", environ)
+            if settings.dataset
+            else guard.attempt("detecting the dataset", lambda: detect.dataset(train_dataset, environ), None)
+        )
+        experiment = naming.experiment_name(
+            settings.experiment,
+            project=getattr(args, "project", None),
+            output_dir=getattr(args, "output_dir", None),
+            model_name=base_model.name if base_model else None,
+            trainer_kind=naming.trainer_kind(trainer_class),
+            environ=environ,
+        )
+        store = ExperimentStore(naming.report_dir(settings.report_dir, environ), experiment)
+        guard.attempt("cleaning temporary files", store.clean_debris, 0)
+
+        tracked = detect.trackio_run() if settings.trackio else None
+        run_name = getattr(args, "run_name", None) or (tracked.run if tracked else None)
+        generated = run_name is None
+        run_name = run_name or f"run-{int(now)}"
+        resuming = int(getattr(state, "global_step", 0) or 0) > 0
+        job_id, job_url = detect.hf_job(settings.job_owner, environ)
+
+        record = RunRecord(
+            run_id="",
+            run_name=run_name,
+            experiment=experiment,
+            started_at=now,
+            base_model=base_model,
+            dataset=dataset,
+            host=detect.host(),
+            pid=os.getpid(),
+            job_id=job_id,
+            job_url=job_url,
+            trackio=tracked,
+            steps_planned=int(getattr(state, "max_steps", 0) or 0) or None,
+            model_link=_model_link(args, environ),
+        )
+        record.parameters = guard.attempt(
+            "collecting training parameters", lambda: params.curated(args, model, trainer_class), []
+        )
+        record.changed_arguments = guard.attempt(
+            "collecting changed arguments", lambda: params.changed_arguments(args), []
+        )
+        if not settings.trackio:
+            record.trackio_note = (
+                "Trackio logging is off for this run. Turn it on with ReportCallback(trackio=True) "
+                'or report_to="trackio".'
+            )
+        session = cls(record, store, render, guard, state, settings.trackio)
+        session._claim(generated=generated, resuming=resuming, now=now)
+        session.hooks.install()
+        return session
+
+    def _claim(self, *, generated: bool, resuming: bool, now: float) -> None:
+        """Pick this run's state file under the lock, save it, and render: the run shows at once."""
+        record = self.record
+        try:
+            with self.store.lock(LOCK_TIMEOUT_TRAINING):
+                if generated:
+                    record.run_name = self._free_generated_name(record.run_name)
+                key, previous = claim_key(self.store, record.run_name, resuming=resuming)
+                record.run_id = key
+                if previous is not None:
+                    self._continue(previous, now)
+                self.store.save_run(record)
+                self.store.render_locked(self._render)
+                self.writes += 1
+        except filelock.Timeout:
+            # Another writer holds the lock for too long: take a key nobody else can have.
+            record.run_id = f"{naming.slug(record.run_name)}-{os.getpid()}"
+            self._save(render=False)
+
+    def _free_generated_name(self, name: str) -> str:
+        taken = {r.run_name for r in self.store.load_runs()}
+        candidate, n = name, 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{name}-{n}"
+        return candidate
+
+    def _continue(self, previous: RunRecord, now: float) -> None:
+        """Resume a saved run: keep its identity and start, note the resumption."""
+        current = self.record
+        previous.reopen(at=now, step=int(getattr(self.state, "global_step", 0) or 0))
+        for field in ("parameters", "changed_arguments", "host", "pid", "job_id", "job_url", "steps_planned", "model_link"):
+            setattr(previous, field, getattr(current, field))
+        previous.trackio = current.trackio or previous.trackio
+        previous.trackio_note = current.trackio_note
+        self.record = previous
+
+    # -- during training ---------------------------------------------------------------------
+
+    def _save(self, *, render: bool = True, timeout: float = LOCK_TIMEOUT_TRAINING) -> None:
+        self.store.save_run(self.record)
+        if render:
+            if self.store.render(self._render, timeout=timeout):
+                self.writes += 1
+            else:
+                logger.info(
+                    "trl-reporter: the report of %r is busy; run %r is saved and the next writer will render it",
+                    self.store.experiment,
+                    self.record.run_name,
+                )
+
+    def look_for_trackio(self) -> None:
+        """Add the Trackio link as soon as a run appears (it may start after on_train_begin)."""
+        if self.record.trackio is None and self.trackio_wanted:
+            found = detect.trackio_run()
+            if found is not None:
+                self.record.trackio = found
+                self._save()
+
+    def log(self, logs: Mapping[str, Any]) -> None:
+        loss = logs.get("train_loss")
+        if isinstance(loss, (int, float)) and math.isfinite(loss):
+            self.record.final_loss = float(loss)
+
+    def evaluate(self, metrics: Mapping[str, Any], step: int) -> None:
+        for name, value in metrics.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if name == "epoch" or name.endswith(_NOT_SCORES):
+                continue
+            self.record.set_metric(name, value, step=step, job_link=self.record.job_url)
+        self.record.steps_done = step
+        self._save()
+
+    # -- endings -----------------------------------------------------------------------------
+
+    def end(self, state: Any) -> None:
+        """``on_train_end``: Success when every planned step ran, else Completed (stopped early)."""
+        self.hooks.uninstall()
+        if self.record.status.is_final:
+            return
+        step = int(state.global_step)
+        planned = int(state.max_steps or 0)
+        self.record.steps_planned = planned or self.record.steps_planned
+        if planned and step < planned:
+            self.record.stop_reason = "training was stopped before the planned steps, by early stopping or a callback"
+            self.record.finish(Status.COMPLETED, at=time.time(), steps_done=step)
+        else:
+            self.record.finish(Status.SUCCESS, at=time.time(), steps_done=step)
+        self._save(timeout=LOCK_TIMEOUT_FINAL)
+
+    def fail(self, failure: Failure) -> None:
+        """Record a failure now, unless the run already ended (a final status is never downgraded)."""
+        if self.record.status.is_final:
+            return
+        self.hooks.uninstall()
+        self.record.fail(failure, at=time.time(), steps_done=int(getattr(self.state, "global_step", 0) or 0))
+        self._save(timeout=LOCK_TIMEOUT_FINAL)
+
+    def on_uncaught(self, exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        self.fail(failure_from_exception(exc_type, exc, tb))
+
+    def on_exit(self) -> None:
+        self.fail(Failure(reason="the process exited before training finished"))
+
+    def superseded(self) -> None:
+        """A new ``train()`` started in this process while this run had not ended."""
+        self.fail(Failure(reason="training stopped without finishing (a new train() call started)"))
+
+
+def failure_from_exception(
+    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> Failure:
+    if issubclass(exc_type, KeyboardInterrupt):
+        reason = "interrupted (KeyboardInterrupt)"
+    else:
+        reason = "an uncaught exception"
+    text = "".join(tb_module.format_exception(exc_type, exc, tb))
+    return Failure(
+        reason=reason,
+        exc_type=exc_type.__name__,
+        message=scrub_text(str(exc)),
+        traceback=scrub_text(text),
+    )
+
+
+def _model_link(args: Any, environ: Mapping[str, str]) -> str | None:
+    """Where the trained model ends up: its Hub repo when there is one, else the output directory."""
+    repo = getattr(args, "hub_model_id", None)
+    if repo and detect.is_hub_id(repo):
+        return detect.hub_url(repo, "model", environ)
+    output_dir = getattr(args, "output_dir", None)
+    return str(output_dir) if output_dir else None
+
+
