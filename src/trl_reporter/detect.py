@@ -7,6 +7,7 @@ network.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import socket
@@ -189,8 +190,10 @@ def devices(args: Any) -> tuple[int, str]:
     return count, {"cpu": "CPU", "mps": "Apple MPS", "xpu": "Intel XPU", "npu": "Ascend NPU"}.get(kind, str(kind))
 
 
+@functools.lru_cache(maxsize=1)
 def library_versions() -> dict[str, str]:
-    """Versions of the libraries that shape a run, for reproducibility."""
+    """Versions of the libraries that shape a run, for reproducibility (cached: they cannot
+    change while the process runs)."""
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}

@@ -25,7 +25,7 @@ _CURATED_FIELDS = {
     "gradient_checkpointing", "activation_checkpointing", "use_cpu",
 }
 # Fields that are bookkeeping rather than choices about the training.
-_NOISE_FIELDS = {"output_dir", "logging_dir", "run_name", "project", "report_to", "overwrite_output_dir", "dataloader_pin_memory"}
+_NOISE_FIELDS = {"output_dir", "logging_dir", "run_name", "project", "report_to", "overwrite_output_dir", "dataloader_pin_memory", "do_eval"}
 
 
 def format_value(value: Any) -> str:

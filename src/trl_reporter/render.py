@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
+import shlex
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -147,7 +148,7 @@ def _trackio(run: RunRecord) -> dict[str, str] | None:
     url = trackio_url(info.base_url, info.project, [info.run])
     line = md.link("Trackio Logs", url)
     if info.local:
-        line += f": a local dashboard; serve it with {md.code('trackio show --project ' + info.project)}."
+        line += f": a local dashboard; serve it with {md.code('trackio show --project ' + shlex.quote(info.project))}."
     return {"url": url, "link_line": line}
 
 

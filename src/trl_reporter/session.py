@@ -31,8 +31,8 @@ logger = logging.getLogger(__name__)
 # Bounded waits for the experiment lock: short while the model trains, longer once it has stopped.
 LOCK_TIMEOUT_TRAINING = 2.0
 LOCK_TIMEOUT_FINAL = 10.0
-# Metrics of an evaluation that describe the evaluation loop, not the model.
-_NOT_SCORES = ("epoch", "_runtime", "_samples_per_second", "_steps_per_second")
+# Metrics of an evaluation that describe the evaluation loop (speed, tokens counted), not the model.
+_NOT_SCORES = ("epoch", "_runtime", "_samples_per_second", "_steps_per_second", "_num_tokens")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,132 @@
+"""Overhead of ReportCallback on a real training loop.
+
+    python bench/overhead.py [--steps 2000] [--pairs 5]
+
+Trains the tiny model for ``--steps`` steps with and without ReportCallback, in interleaved pairs
+(off, on, off, on, ...) so that drift of the machine hits both sides alike, and prints:
+
+- the median over pairs of wall(on) / wall(off) for ``trainer.train()`` (target: at most 1.01),
+  once for the reporter alone (``report_to="none"``, ``trackio=False``) and once with Trackio
+  logging on both sides (``report_to="trackio"``);
+- the report writes (markdown renders and state files) during one run, and how many of them
+  happened between the first and the last training step (target: 5 or fewer in all, 0 per step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRACKIO_DIR", tempfile.mkdtemp(prefix="bench-trackio-"))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from datasets import Dataset  # noqa: E402
+from transformers import PrinterCallback, TrainerCallback  # noqa: E402
+from trl import SFTConfig, SFTTrainer  # noqa: E402
+
+import trl_reporter._fs as fs  # noqa: E402
+from trl_reporter import ReportCallback  # noqa: E402
+from trl_reporter.tiny import build_tiny_model, texts  # noqa: E402
+
+
+class WriteCounter:
+    """Counts atomic writes by kind, and which of them fell inside the step loop."""
+
+    def __init__(self) -> None:
+        self.total: dict[str, int] = {"report": 0, "state": 0}
+        self.during_steps = 0
+        self.in_steps = False
+        self._real = fs.atomic_write
+
+    def __enter__(self) -> WriteCounter:
+        def counting(path: Path, data: str) -> None:
+            self.total["report" if path.suffix == ".md" else "state"] += 1
+            if self.in_steps:
+                self.during_steps += 1
+            self._real(path, data)
+
+        fs.atomic_write = counting
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fs.atomic_write = self._real
+
+
+class StepWindow(TrainerCallback):
+    """Marks the window between the first step's start and the last step's end."""
+
+    def __init__(self, counter: WriteCounter) -> None:
+        self.counter = counter
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.counter.in_steps = True
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.counter.in_steps = state.global_step < state.max_steps
+
+
+def one_run(model_dir: Path, workdir: Path, steps: int, reporter: bool, trackio: bool, extra: list | None = None) -> float:
+    args = SFTConfig(
+        output_dir=str(workdir / "out"),
+        max_steps=steps,
+        per_device_train_batch_size=8,
+        logging_steps=10,
+        save_strategy="no",
+        max_length=32,
+        use_cpu=True,
+        bf16=False,
+        disable_tqdm=True,
+        report_to="trackio" if trackio else "none",
+        project="bench-overhead",
+    )
+    callbacks = ([ReportCallback(report_dir=workdir / "reports", trackio=trackio)] if reporter else []) + (extra or [])
+    trainer = SFTTrainer(
+        model=str(model_dir), args=args, train_dataset=Dataset.from_dict({"text": texts(256)}), callbacks=callbacks
+    )
+    trainer.remove_callback(PrinterCallback)  # printing every log line is noise on both sides
+    start = time.perf_counter()
+    trainer.train()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--pairs", type=int, default=5)
+    options = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
+    model_dir = build_tiny_model(work / "model")
+    one_run(model_dir, work / "warmup", 50, reporter=True, trackio=False)  # warm caches and lazy imports
+
+    print(f"overhead: {options.steps} steps of the tiny model, {options.pairs} interleaved pairs")
+    for label, trackio in (("reporter alone", False), ("with Trackio on both sides", True)):
+        ratios, offs, ons = [], [], []
+        for i in range(options.pairs):
+            off = one_run(model_dir, work / f"{label[:4]}-off-{i}", options.steps, reporter=False, trackio=trackio)
+            on = one_run(model_dir, work / f"{label[:4]}-on-{i}", options.steps, reporter=True, trackio=trackio)
+            offs.append(off)
+            ons.append(on)
+            ratios.append(on / off)
+        print(
+            f"  {label:<28} median ratio on/off {statistics.median(ratios):.4f} "
+            f"(pairs: {', '.join(f'{r:.3f}' for r in ratios)}; "
+            f"median wall off {statistics.median(offs):.2f} s, on {statistics.median(ons):.2f} s)"
+        )
+
+    with WriteCounter() as counter:
+        one_run(model_dir, work / "count", options.steps, reporter=True, trackio=False, extra=[StepWindow(counter)])
+    print(
+        f"  writes in one {options.steps}-step run without evaluations: {counter.total['report']} report renders, "
+        f"{counter.total['state']} state files; {counter.during_steps} during the step loop "
+        f"({counter.during_steps / options.steps:.4f} per step)"
+    )
+
+
+if __name__ == "__main__":
+    main()

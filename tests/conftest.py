@@ -1,0 +1,43 @@
+"""Test session setup: no network, throwaway HF and Trackio homes, a tiny real model.
+
+The environment is set here, at import, because trackio reads TRACKIO_DIR when it is imported
+and the Hub libraries read HF_HOME and HF_HUB_OFFLINE early.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+_HOME = tempfile.mkdtemp(prefix="trl-reporter-tests-")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_HOME"] = os.path.join(_HOME, "hf")
+os.environ["TRACKIO_DIR"] = os.path.join(_HOME, "trackio")
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["DISABLE_TQDM"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+for _var in ("JOB_ID", "TRL_REPORTER_EXPERIMENT", "TRL_REPORTER_DIR", "TRL_REPORTER_JOB_OWNER", "HF_ENDPOINT", "HF_TOKEN"):
+    os.environ.pop(_var, None)
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from helpers import build_model_once  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> Path:
+    """A tiny Llama model and tokenizer saved on disk, built once per session."""
+    return build_model_once(Path(_HOME) / "tiny-model")
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh project (a git checkout) as the working directory."""
+    root = tmp_path / "project"
+    (root / ".git").mkdir(parents=True)
+    monkeypatch.chdir(root)
+    return root

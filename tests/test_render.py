@@ -1,0 +1,155 @@
+"""The rendered markdown, checked against a golden file, and the escaping rules."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from trl_reporter import markdown as md
+from trl_reporter.records import Evaluation, Failure, Link, RunRecord, Status, TrackioInfo
+from trl_reporter.render import duration, renderer, score
+
+GOLDEN = Path(__file__).parent / "golden" / "report.md"
+T0 = 1764250000.0  # 2025-11-27 13:26:40 UTC
+
+
+def golden_runs() -> list[RunRecord]:
+    qwen = Link("Qwen/Qwen2.5-0.5B", "https://huggingface.co/Qwen/Qwen2.5-0.5B")
+    capybara = Link("trl-lib/Capybara", "https://huggingface.co/datasets/trl-lib/Capybara")
+    space = TrackioInfo(project="qwen-capybara-sft", run="run-1764250000", base_url="https://acme-trackio.hf.space/", local=False)
+    success = RunRecord(
+        run_id="run-1764250000",
+        run_name="run-1764250000",
+        experiment="qwen-capybara-sft",
+        started_at=T0,
+        ended_at=T0 + 4332,
+        base_model=qwen,
+        dataset=capybara,
+        parameters=[("Learning Rate", "2e-05"), ("Optimizer", "adamw_torch_fused"), ("Odd | value", "a|b <b>x</b>")],
+        changed_arguments=[("logging_steps", "25"), ("hub_model_id", "acme/qwen-capybara-sft")],
+        host="gpu-box-1",
+        pid=4242,
+        job_id="6928a8f1c0ffee0012345678",
+        job_url="https://huggingface.co/jobs/acme/6928a8f1c0ffee0012345678",
+        trackio=space,
+        steps_done=1233,
+        steps_planned=1233,
+        final_loss=1.0843,
+        evaluations=[
+            Evaluation("eval_loss", 1.12134, job_link="https://huggingface.co/jobs/acme/6928a8f1c0ffee0012345678", step=1233)
+        ],
+        model_link="https://huggingface.co/acme/qwen-capybara-sft",
+    )
+    success.status = Status.SUCCESS
+    failure = RunRecord(
+        run_id="run-1764253600",
+        run_name="run-1764253600",
+        experiment="qwen-capybara-sft",
+        started_at=T0 + 3600,
+        base_model=qwen,
+        dataset=capybara,
+        parameters=[("Learning Rate", "5e-05")],
+        host="gpu-box-1",
+        pid=4343,
+        trackio=TrackioInfo(project="qwen-capybara-sft", run="run-1764253600", base_url="https://acme-trackio.hf.space/", local=False),
+        steps_planned=1233,
+    )
+    failure.fail(
+        Failure(
+            reason="an uncaught exception",
+            exc_type="OutOfMemoryError",
+            message="CUDA out of memory. Tried to allocate 2.00 GiB",
+            traceback='Traceback (most recent call last):\n  File "train.py", line 88, in <module>\n    x = "```"\ntorch.OutOfMemoryError: CUDA out of memory.\n',
+        ),
+        at=T0 + 3600 + 1398,
+        steps_done=412,
+    )
+    in_progress = RunRecord(
+        run_id="weird-name",
+        run_name="weird `name` | <script>",
+        experiment="qwen-capybara-sft",
+        started_at=T0 + 9200,
+        base_model=Link("/data/models/qwen-1.5b", None, note="local path"),
+        dataset=None,
+        parameters=[("Learning Rate", "1e-05")],
+        host="gpu-box-3",
+        pid=48213,
+        trackio=TrackioInfo(project="qwen-capybara-sft", run="weird `name` | <script>", base_url="http://127.0.0.1:7860/"),
+        steps_planned=1233,
+    )
+    return [success, failure, in_progress]
+
+
+def test_rendered_report_matches_the_golden_file() -> None:
+    text = renderer()("qwen-capybara-sft", golden_runs())
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.write_text(text, encoding="utf-8")
+    assert text == GOLDEN.read_text(encoding="utf-8")
+
+
+def test_rendering_twice_is_byte_identical() -> None:
+    render = renderer()
+    assert render("x", golden_runs()) == render("x", golden_runs())
+
+
+def test_user_template_is_used(tmp_path: Path) -> None:
+    template = tmp_path / "mine.md.j2"
+    template.write_text("# {{ experiment | inline }}\n{% for g in groups %}{% for r in g.runs %}- {{ r.title }}\n{% endfor %}{% endfor %}")
+    text = renderer(template)("exp_1", golden_runs())
+    assert text.startswith("# exp\\_1\n- `run-1764250000` - `2025-11-27 13:26:40` - `Success`\n")
+
+
+def test_missing_user_template_is_a_clear_error(tmp_path: Path) -> None:
+    from trl_reporter.render import TemplateError
+
+    with pytest.raises(TemplateError, match="does not exist"):
+        renderer(tmp_path / "nope.j2")
+
+
+def test_cell_escapes_markup_but_leaves_numbers_alone() -> None:
+    assert md.cell("2e-05") == "2e-05"
+    assert md.cell("0.03") == "0.03"
+    assert md.cell("Qwen2.5-0.5B") == "Qwen2.5-0.5B"
+    assert md.cell("a|b") == "a\\|b"
+    assert md.cell("<img src=x onerror=alert(1)>") == "\\<img src=x onerror=alert(1)\\>"
+    assert md.cell("line1\nline2") == "line1<br>line2"
+    assert md.cell("&amp; *x* _y_ [l](u) `c`") == "\\&amp; \\*x\\* \\_y\\_ \\[l\\](u) \\`c\\`"
+
+
+def test_code_span_cannot_close_early() -> None:
+    assert md.code("a`b") == "``a`b``"
+    assert md.code("`x`") == "`` `x` ``"
+    assert md.code("a|b", in_table=True) == "`a\\|b`"
+
+
+def test_code_block_fence_is_longer_than_any_backtick_run() -> None:
+    block = md.code_block("x = '````'")
+    assert block.startswith("`````text\n") and block.endswith("\n`````")
+
+
+@pytest.mark.parametrize(
+    "url", ["javascript:alert(1)", "data:text/html,x", "//evil.example/x", "http://", "ftp://h/x", "https://a b", None]
+)
+def test_unsafe_urls_are_never_emitted(url: object) -> None:
+    assert md.safe_url(url) is None
+    assert md.link("Run Logs", url) == "Run Logs"
+    assert md.attr(url) == ""
+
+
+def test_url_attribute_is_escaped() -> None:
+    assert md.attr('https://h/?a=1&b="x"') == "https://h/?a=1&amp;b=%22x%22"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(0.2, "<1 s"), (42, "42 s"), (184, "3 min 4 s"), (4332, "1 h 12 min"), (183600, "2 d 3 h")]
+)
+def test_durations_read_naturally(seconds: float, text: str) -> None:
+    assert duration(seconds) == text
+
+
+def test_scores_keep_four_significant_digits() -> None:
+    assert score(1.12134) == "1.121"
+    assert score(0.000123456) == "0.0001235"
+    assert score(12) == "12"
