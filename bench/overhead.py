@@ -25,6 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRACKIO_DIR", tempfile.mkdtemp(prefix="bench-trackio-"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import torch  # noqa: E402
 from datasets import Dataset  # noqa: E402
 from transformers import PrinterCallback, TrainerCallback  # noqa: E402
 from trl import SFTConfig, SFTTrainer  # noqa: E402
@@ -97,14 +98,16 @@ def one_run(model_dir: Path, workdir: Path, steps: int, reporter: bool, trackio:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--pairs", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads; 1 keeps a 2-core box quiet")
     options = parser.parse_args()
+    torch.set_num_threads(options.threads)
 
     work = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
     model_dir = build_tiny_model(work / "model")
     one_run(model_dir, work / "warmup", 50, reporter=True, trackio=False)  # warm caches and lazy imports
 
-    print(f"overhead: {options.steps} steps of the tiny model, {options.pairs} interleaved pairs")
+    print(f"overhead: {options.steps} steps of the tiny model, {options.pairs} interleaved pairs, {options.threads} torch thread(s)")
     for label, trackio in (("reporter alone", False), ("with Trackio on both sides", True)):
         ratios, offs, ons = [], [], []
         for i in range(options.pairs):
