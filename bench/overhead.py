@@ -25,7 +25,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRACKIO_DIR", tempfile.mkdtemp(prefix="bench-trackio-"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import torch  # noqa: E402
 from datasets import Dataset  # noqa: E402
 from transformers import PrinterCallback, TrainerCallback  # noqa: E402
 from trl import SFTConfig, SFTTrainer  # noqa: E402
@@ -71,6 +70,29 @@ class StepWindow(TrainerCallback):
         self.counter.in_steps = state.global_step < state.max_steps
 
 
+class TimedReportCallback(ReportCallback):
+    """ReportCallback with a stopwatch around every event the Trainer sends it."""
+
+    seconds = 0.0
+
+
+def _timed(name: str):
+    inner = getattr(ReportCallback, name)
+
+    def handler(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return inner(self, *args, **kwargs)
+        finally:
+            TimedReportCallback.seconds += time.perf_counter() - start
+
+    return handler
+
+
+for _event in [name for name in dir(TrainerCallback) if name.startswith("on_")]:
+    setattr(TimedReportCallback, _event, _timed(_event))
+
+
 def one_run(model_dir: Path, workdir: Path, steps: int, reporter: bool, trackio: bool, extra: list | None = None) -> float:
     args = SFTConfig(
         output_dir=str(workdir / "out"),
@@ -98,21 +120,24 @@ def one_run(model_dir: Path, workdir: Path, steps: int, reporter: bool, trackio:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument("--pairs", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads; 1 keeps a 2-core box quiet")
+    parser.add_argument("--pairs", type=int, default=9)
     options = parser.parse_args()
-    torch.set_num_threads(options.threads)
 
     work = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
     model_dir = build_tiny_model(work / "model")
     one_run(model_dir, work / "warmup", 50, reporter=True, trackio=False)  # warm caches and lazy imports
 
-    print(f"overhead: {options.steps} steps of the tiny model, {options.pairs} interleaved pairs, {options.threads} torch thread(s)")
+    print(f"overhead: {options.steps} steps of the tiny model, {options.pairs} interleaved pairs (ABBA order)")
     for label, trackio in (("reporter alone", False), ("with Trackio on both sides", True)):
         ratios, offs, ons = [], [], []
         for i in range(options.pairs):
-            off = one_run(model_dir, work / f"{label[:4]}-off-{i}", options.steps, reporter=False, trackio=trackio)
-            on = one_run(model_dir, work / f"{label[:4]}-on-{i}", options.steps, reporter=True, trackio=trackio)
+            # Alternate which side goes first, so that drift of the machine cancels out.
+            order = (False, True) if i % 2 == 0 else (True, False)
+            walls = {
+                side: one_run(model_dir, work / f"{label[:4]}-{side}-{i}", options.steps, reporter=side, trackio=trackio)
+                for side in order
+            }
+            off, on = walls[False], walls[True]
             offs.append(off)
             ons.append(on)
             ratios.append(on / off)
@@ -121,6 +146,13 @@ def main() -> None:
             f"(pairs: {', '.join(f'{r:.3f}' for r in ratios)}; "
             f"median wall off {statistics.median(offs):.2f} s, on {statistics.median(ons):.2f} s)"
         )
+
+    timed = TimedReportCallback(report_dir=work / "timed" / "reports", trackio=False)
+    wall = one_run(model_dir, work / "timed", options.steps, reporter=False, trackio=False, extra=[timed])
+    print(
+        f"  time inside ReportCallback's handlers in one {options.steps}-step run: {timed.seconds * 1000:.1f} ms "
+        f"of {wall:.2f} s ({100 * timed.seconds / wall:.3f}% of train())"
+    )
 
     with WriteCounter() as counter:
         one_run(model_dir, work / "count", options.steps, reporter=True, trackio=False, extra=[StepWindow(counter)])

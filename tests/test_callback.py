@@ -296,3 +296,42 @@ def test_a_broken_report_dir_warns_and_training_finishes(
     warnings = [r for r in caplog.records if r.name.startswith("trl_reporter")]
     assert len(warnings) == 1
     assert "Training continues" in warnings[0].getMessage()
+
+
+def test_trackio_false_still_links_a_trackio_run_started_by_report_to(project: Path, tiny_model: Path) -> None:
+    train(tiny_model, [ReportCallback(trackio=False)], report_to="trackio", run_name="linked", project="exp-linked")
+
+    report = only_report(project)
+    assert "[Trackio Logs](http://127.0.0.1:7860/?project=exp-linked&runs=linked&sidebar=hidden&navbar=hidden)" in report
+    assert "Trackio logging is off" not in report
+
+
+def test_resuming_from_a_checkpoint_continues_the_same_run_section(project: Path, tiny_model: Path) -> None:
+    class StopAtThree(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                control.should_training_stop = True
+
+    common = dict(run_name="resumable", output_dir="out/resumable", save_strategy="steps", save_steps=3)
+    train(tiny_model, [ReportCallback(), StopAtThree()], **common)
+    assert run_titles(only_report(project))[0][2] == "Completed"
+
+    from datasets import Dataset
+    from helpers import sft_config
+    from trl import SFTTrainer
+
+    from trl_reporter.tiny import texts
+
+    resumed = SFTTrainer(
+        model=str(tiny_model),
+        args=sft_config(**common),
+        train_dataset=Dataset.from_dict({"text": texts(32)}),
+        callbacks=[ReportCallback()],
+    )
+    resumed.train(resume_from_checkpoint=str(project / "out" / "resumable" / "checkpoint-3"))
+
+    report = only_report(project)
+    assert [(n, s) for n, _, s in run_titles(report)] == [("resumable", "Success")]
+    assert "Resumed from a checkpoint at step 3" in report
+    [state] = run_states(project)
+    assert state["steps_done"] == 6 and len(state["resumed"]) == 1

@@ -57,14 +57,12 @@ class RunSession:
         render: Callable[[str, list[RunRecord]], str],
         guard: Guard,
         state: Any,
-        trackio_wanted: bool,
     ) -> None:
         self.record = record
         self.store = store
         self._render = render
         self._guard = guard
         self.state = state
-        self.trackio_wanted = trackio_wanted
         self.writes = 0
         self.hooks = ProcessHooks(self.on_uncaught, self.on_exit)
 
@@ -105,7 +103,9 @@ class RunSession:
         store = ExperimentStore(naming.report_dir(settings.report_dir, environ), experiment)
         guard.attempt("cleaning temporary files", store.clean_debris, 0)
 
-        tracked = detect.trackio_run() if settings.trackio else None
+        # A Trackio run started by report_to="trackio" is linked even when trackio=False, which
+        # only stops the callback from starting one itself.
+        tracked = detect.trackio_run()
         run_name = getattr(args, "run_name", None) or (tracked.run if tracked else None)
         generated = run_name is None
         run_name = run_name or f"run-{int(now)}"
@@ -138,7 +138,7 @@ class RunSession:
                 "Trackio logging is off for this run. Turn it on with ReportCallback(trackio=True) "
                 'or report_to="trackio".'
             )
-        session = cls(record, store, render, guard, state, settings.trackio)
+        session = cls(record, store, render, guard, state)
         session._claim(generated=generated, resuming=resuming, now=now)
         session.hooks.install()
         return session
@@ -196,7 +196,7 @@ class RunSession:
 
     def look_for_trackio(self) -> None:
         """Add the Trackio link as soon as a run appears (it may start after on_train_begin)."""
-        if self.record.trackio is None and self.trackio_wanted:
+        if self.record.trackio is None:
             found = detect.trackio_run()
             if found is not None:
                 self.record.trackio = found
