@@ -24,6 +24,12 @@ for _var in ("JOB_ID", "TRL_REPORTER_EXPERIMENT", "TRL_REPORTER_DIR", "TRL_REPOR
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# Property tests: a few hundred examples in the suite; bench/reliability.py runs thousands.
+settings.register_profile("suite", max_examples=300)
+settings.register_profile("large", max_examples=5000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 from helpers import build_model_once  # noqa: E402
 

@@ -97,6 +97,11 @@ class ReportCallback(TrainerCallback):
         )
 
     @event
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.session is not None:
+            self.session.heartbeat()
+
+    @event
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         self._delegate("on_log", args, state, control, logs=logs, **kwargs)
         if self.session is not None:

@@ -19,7 +19,9 @@ from urllib.parse import quote, urlsplit
 # (#, -, +, digits followed by '.') only matter at the start of a line, and cells and headings never
 # start a line with user text.
 _ESCAPED = frozenset("\\`*_[]<>|&~!$")
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]")
+# Control characters (tabs included: they indent) and everything an editor treats as a line break
+# besides "\n" (C1 controls such as NEL, and the Unicode line and paragraph separators).
+_CONTROL_RE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 _NEWLINE_RE = re.compile(r"\r\n|\r|\n")
 _BACKTICKS_RE = re.compile(r"`+")
 

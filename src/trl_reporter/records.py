@@ -92,6 +92,8 @@ class RunRecord:
     changed_arguments: list[tuple[str, str]] = field(default_factory=list)
     host: str | None = None
     pid: int | None = None
+    # The process's own start time: tells a live pid from a reused one.
+    process_started: float | None = None
     job_id: str | None = None
     job_url: str | None = None
     trackio: TrackioInfo | None = None

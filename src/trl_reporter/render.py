@@ -19,6 +19,7 @@ from typing import Any
 
 import jinja2
 
+from . import liveness
 from . import markdown as md
 from .detect import trackio_url
 from .records import Evaluation, RunRecord, Status
@@ -84,13 +85,20 @@ def _steps(run: RunRecord) -> str:
     return f"{run.steps_done:,}{planned}"
 
 
-def status_line(run: RunRecord) -> str:
+def status_line(run: RunRecord, now: float | None = None) -> str:
     status = md.code(run.status.value)
     loss = f" Final training loss {score(run.final_loss)}." if run.final_loss is not None else ""
     if run.status is Status.IN_PROGRESS:
         planned = f", {run.steps_planned:,} steps planned" if run.steps_planned else ""
         where = _process(run)
-        return f"{status}: started {timestamp(run.started_at)}{planned}.{' ' + where + '.' if where else ''}"
+        line = f"{status}: started {timestamp(run.started_at)}{planned}.{' ' + where + '.' if where else ''}"
+        if now is not None and liveness.stale(run, now):
+            seen = liveness.last_sign_of_life(run)
+            line += (
+                f" **Stale**: no sign of life since {timestamp(seen)} (step {run.steps_done:,}),"
+                f" {duration(now - seen)} before this report's latest update; the process may have died."
+            )
+        return line
     if run.status is Status.SUCCESS:
         return f"{status}: trained {_steps(run)} steps {_span(run, 'in')}.{loss}"
     if run.status is Status.COMPLETED:
@@ -209,8 +217,16 @@ def _dashboard(runs: Sequence[RunRecord]) -> dict[str, str] | None:
     return {"url": trackio_url(latest.base_url, latest.project, names)}
 
 
-def context(experiment: str, runs: Sequence[RunRecord]) -> dict[str, Any]:
-    """The template's whole input: plain data, already ordered and grouped."""
+def context(experiment: str, runs: Sequence[RunRecord], now: float | None = None) -> dict[str, Any]:
+    """The template's whole input: plain data, already ordered and grouped.
+
+    ``now`` decides which unfinished runs are stale. By default it is the latest moment recorded
+    in the state (a start, an end, a heartbeat), so that rendering is a pure function of the
+    state: a run is stale when others have been heard from long after it went quiet.
+    """
+    moments = [t for r in runs for t in (r.started_at, r.ended_at, r.heartbeat_at) if t is not None]
+    latest = max(moments) if moments else None
+    now = latest if now is None else now
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     evaluations = []
     for run in runs:
@@ -228,7 +244,7 @@ def context(experiment: str, runs: Sequence[RunRecord]) -> dict[str, Any]:
                 "title": run_title(run),
                 "parameters": run.parameters,
                 "changed_arguments": run.changed_arguments,
-                "status_line": status_line(run),
+                "status_line": status_line(run, now),
                 "status_notes": status_notes(run),
                 "traceback": failure.traceback if failure and failure.traceback else None,
                 "logs_line": logs_line(run),
@@ -237,10 +253,9 @@ def context(experiment: str, runs: Sequence[RunRecord]) -> dict[str, Any]:
                 "evaluations": rows,
             }
         )
-    moments = [t for r in runs for t in (r.started_at, r.ended_at, r.heartbeat_at) if t is not None]
     return {
         "experiment": experiment,
-        "updated": timestamp(max(moments)) if moments else "never",
+        "updated": timestamp(latest) if latest is not None else "never",
         "dashboard": _dashboard(runs),
         "groups": list(groups.values()),
         "evaluations": evaluations,

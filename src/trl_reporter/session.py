@@ -19,7 +19,7 @@ from typing import Any
 
 import filelock
 
-from . import detect, naming, params
+from . import detect, liveness, naming, params
 from ._guard import Guard
 from .endings import ProcessHooks
 from .records import Failure, RunRecord, Status
@@ -30,7 +30,10 @@ logger = logging.getLogger(__name__)
 
 # Bounded waits for the experiment lock: short while the model trains, longer once it has stopped.
 LOCK_TIMEOUT_TRAINING = 2.0
-LOCK_TIMEOUT_FINAL = 10.0
+LOCK_TIMEOUT_FINAL = 5.0
+# A terminating signal leaves little time (Kubernetes and SLURM give seconds): the run's own state
+# is written first, without waiting, and the report only if its lock comes quickly.
+LOCK_TIMEOUT_SIGNAL = 1.0
 # Metrics of an evaluation that describe the evaluation loop (speed, tokens counted), not the model.
 _NOT_SCORES = ("epoch", "_runtime", "_samples_per_second", "_steps_per_second", "_num_tokens")
 
@@ -64,7 +67,10 @@ class RunSession:
         self._guard = guard
         self.state = state
         self.writes = 0
-        self.hooks = ProcessHooks(self.on_uncaught, self.on_exit)
+        self.hooks = ProcessHooks(self.on_uncaught, self.on_exit, self.on_signal)
+        self._next_heartbeat = time.monotonic() + liveness.HEARTBEAT_EVERY
+        self._saving = False
+        self._dirty = False
 
     # -- starting ----------------------------------------------------------------------------
 
@@ -100,8 +106,12 @@ class RunSession:
             trainer_kind=naming.trainer_kind(trainer_class),
             environ=environ,
         )
-        store = ExperimentStore(naming.report_dir(settings.report_dir, environ), experiment)
+        root = naming.report_dir(settings.report_dir, environ)
+        store = ExperimentStore(root, experiment)
         guard.attempt("cleaning temporary files", store.clean_debris, 0)
+        guard.attempt(
+            "marking vanished runs", lambda: liveness.reconcile(root, render, lock_timeout=LOCK_TIMEOUT_TRAINING), []
+        )
 
         # A Trackio run started by report_to="trackio" is linked even when trackio=False, which
         # only stops the callback from starting one itself.
@@ -121,6 +131,7 @@ class RunSession:
             dataset=dataset,
             host=detect.host(),
             pid=os.getpid(),
+            process_started=liveness.process_started(os.getpid()),
             job_id=job_id,
             job_url=job_url,
             trackio=tracked,
@@ -183,7 +194,21 @@ class RunSession:
     # -- during training ---------------------------------------------------------------------
 
     def _save(self, *, render: bool = True, timeout: float = LOCK_TIMEOUT_TRAINING) -> None:
-        self.store.save_run(self.record)
+        if self._saving:
+            # A signal handler interrupted a save of this same run: write now (the process may
+            # die right after), and have the interrupted save write once more, so that its older
+            # snapshot cannot land last.
+            self._dirty = True
+            self.store.save_run(self.record)
+            return
+        self._saving = True
+        try:
+            self._dirty = True
+            while self._dirty:
+                self._dirty = False
+                self.store.save_run(self.record)
+        finally:
+            self._saving = False
         if render:
             if self.store.render(self._render, timeout=timeout):
                 self.writes += 1
@@ -201,6 +226,15 @@ class RunSession:
             if found is not None:
                 self.record.trackio = found
                 self._save()
+
+    def heartbeat(self) -> None:
+        """At most once a minute while training runs: the run's own state file, no render."""
+        now = time.monotonic()
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + liveness.HEARTBEAT_EVERY
+            self.record.heartbeat_at = time.time()
+            self.record.steps_done = int(getattr(self.state, "global_step", 0) or 0)
+            self._save(render=False)
 
     def log(self, logs: Mapping[str, Any]) -> None:
         loss = logs.get("train_loss")
@@ -234,19 +268,23 @@ class RunSession:
             self.record.finish(Status.SUCCESS, at=time.time(), steps_done=step)
         self._save(timeout=LOCK_TIMEOUT_FINAL)
 
-    def fail(self, failure: Failure) -> None:
+    def fail(self, failure: Failure, *, timeout: float = LOCK_TIMEOUT_FINAL) -> None:
         """Record a failure now, unless the run already ended (a final status is never downgraded)."""
         if self.record.status.is_final:
             return
         self.hooks.uninstall()
         self.record.fail(failure, at=time.time(), steps_done=int(getattr(self.state, "global_step", 0) or 0))
-        self._save(timeout=LOCK_TIMEOUT_FINAL)
+        self._save(timeout=timeout)
 
     def on_uncaught(self, exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
         self.fail(failure_from_exception(exc_type, exc, tb))
 
-    def on_exit(self) -> None:
-        self.fail(Failure(reason="the process exited before training finished"))
+    def on_exit(self, reason: str) -> None:
+        self.fail(Failure(reason=reason))
+
+    def on_signal(self, name: str) -> None:
+        reason = "interrupted by SIGINT" if name == "SIGINT" else f"terminated by {name}"
+        self.fail(Failure(reason=reason), timeout=LOCK_TIMEOUT_SIGNAL)
 
     def superseded(self) -> None:
         """A new ``train()`` started in this process while this run had not ended."""

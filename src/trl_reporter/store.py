@@ -43,7 +43,9 @@ class ExperimentStore:
     def __init__(self, root: Path, experiment: str, *, create: bool = True) -> None:
         self.root = root
         self.experiment = experiment
+        self._refuse_symlinks(self.root / STATE_DIR)
         self.slug = self._claim_slug(create=create)
+        self._refuse_symlinks(self.state_dir, self.runs_dir)
 
     # -- paths -----------------------------------------------------------------------------------
 
@@ -68,7 +70,8 @@ class ExperimentStore:
         base = slug(self.experiment)
         for candidate in (base, slug(self.experiment + "\0"), slug(self.experiment + "\0\0")):
             meta = self.root / STATE_DIR / candidate / "experiment.json"
-            owner = _read_json(meta)
+            self._refuse_symlinks(meta.parent)
+            owner = read_json(meta)
             if owner is None:
                 if create:
                     meta.parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +81,14 @@ class ExperimentStore:
             if owner.get("name") == self.experiment:
                 return candidate
         raise StoreError(f"no free report file name for experiment {self.experiment!r}")
+
+    @staticmethod
+    def _refuse_symlinks(*paths: Path) -> None:
+        """Never write through a symlink planted where the state lives (the report file itself
+        is safe: ``os.replace`` replaces a symlink instead of following it)."""
+        for path in paths:
+            if path.is_symlink():
+                raise StoreError(f"refusing to write through the symlink {str(path)!r}")
 
     def _write_gitignore(self) -> None:
         ignore = self.root / STATE_DIR / ".gitignore"
@@ -97,7 +108,7 @@ class ExperimentStore:
         except OSError:
             return runs
         for path in paths:
-            data = _read_json(path)
+            data = read_json(path)
             if data is None:
                 logger.warning("trl-reporter: skipping unreadable run state %s", path)
                 continue
@@ -109,7 +120,7 @@ class ExperimentStore:
         return runs
 
     def load_run(self, run_key: str) -> RunRecord | None:
-        data = _read_json(self.run_path(run_key))
+        data = read_json(self.run_path(run_key))
         return RunRecord.from_dict(data) if data is not None else None
 
     def save_run(self, record: RunRecord) -> None:
@@ -150,7 +161,7 @@ def _dumps(data: object) -> str:
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def _read_json(path: Path) -> dict | None:
+def read_json(path: Path) -> dict | None:
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)

@@ -1,0 +1,36 @@
+"""Launched by torchrun with 2 ranks on CPU (gloo). argv: MODE MODEL_DIR.
+
+``ok`` trains normally; ``fail`` makes rank 1 raise at step 2, after which torchrun stops rank 0.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from helpers import build_model_once, train
+from transformers import TrainerCallback
+
+from trl_reporter import ReportCallback
+
+
+class FailRank1(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if int(os.environ.get("RANK", "0")) == 1 and state.global_step == 2:
+            raise RuntimeError("rank 1 failed")
+        if state.global_step >= 2:
+            time.sleep(0.5)  # rank 0 is still training when torchrun stops it
+
+
+def main() -> None:
+    mode, model_dir = sys.argv[1], Path(sys.argv[2])
+    callbacks = [ReportCallback("ddp", trackio=False)]
+    if mode == "fail":
+        callbacks.append(FailRank1())
+    train(model_dir, callbacks, run_name=f"ddp-{mode}", max_steps=8, ddp_backend="gloo")
+
+
+if __name__ == "__main__":
+    main()

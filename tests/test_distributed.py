@@ -1,0 +1,51 @@
+"""torchrun with 2 ranks on CPU: exactly one run, written by rank 0; a failing rank is Failure."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import SCRIPTS, build_model_once, only_report, run_states, run_titles
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(mode: str, project: Path, model: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(SCRIPTS.parent), OMP_NUM_THREADS="1")
+    return subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
+         "--master_addr=127.0.0.1", str(SCRIPTS / "ddp.py"), mode, str(model)],
+        cwd=project, env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+@pytest.fixture
+def built_model(tiny_model: Path) -> Path:
+    return build_model_once(tiny_model)
+
+
+def test_two_ranks_write_exactly_one_run_from_rank_zero(project: Path, built_model: Path) -> None:
+    proc = torchrun("ok", project, built_model)
+
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [state] = run_states(project)
+    assert (state["run_name"], state["status"]) == ("ddp-ok", "Success")
+    assert "| Effective Batch Size | 8 (4 × 1 × 2 devices) |" in only_report(project)
+
+
+def test_a_failing_rank_gives_failure(project: Path, built_model: Path) -> None:
+    proc = torchrun("fail", project, built_model)
+
+    assert proc.returncode != 0
+    [state] = run_states(project)
+    assert state["status"] == "Failure", state
+    [(_, _, status)] = run_titles(only_report(project))
+    assert status == "Failure"
