@@ -265,7 +265,7 @@ def properties() -> Result:
     trials, passes = pytest_counts("tests/test_hostile.py", "-k", "rows or html or titles or fences or slug",
                                    env={"HYPOTHESIS_PROFILE": "large"})
     return Result(
-        "property tests, 5,000 random examples each", trials, passes,
+        f"property tests (hypothesis, {os.environ.get('PROPERTY_EXAMPLES', '5,000')} random examples each)", trials, passes,
         "two cells per parameter row, no raw HTML, names round-trip, fences never close early, no shared slugs",
     )
 
