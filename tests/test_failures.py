@@ -42,3 +42,23 @@ def test_process_ending_without_train_end_is_failure_never_success(mode: str, pr
         # the user caught the exception: excepthook never saw it, atexit did
         assert state["failure"]["reason"] == "the process exited before training finished"
     assert state["steps_done"] == 3
+
+
+def test_a_late_exception_never_downgrades_a_finished_run(project: Path, tiny_model: Path) -> None:
+    proc = _run("after", project, tiny_model)
+
+    assert proc.returncode == 1 and "pushing the model failed" in proc.stderr
+    [state] = run_states(project)
+    assert state["status"] == "Success" and state["failure"] is None
+
+
+def test_the_state_machine_refuses_to_change_a_final_status() -> None:
+    from trl_reporter.records import Failure, RunRecord, Status, StatusError
+
+    run = RunRecord(run_id="r", run_name="r", experiment="e", started_at=1.0)
+    run.finish(Status.SUCCESS, at=2.0, steps_done=10)
+    with pytest.raises(StatusError):
+        run.fail(Failure(reason="late"), at=3.0)
+    with pytest.raises(StatusError):
+        run.finish(Status.IN_PROGRESS, at=3.0)
+    assert (run.status, run.ended_at, run.failure) == (Status.SUCCESS, 2.0, None)

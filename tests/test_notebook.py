@@ -32,7 +32,9 @@ def test_failing_cell_caught_exception_and_successful_cell(project: Path, tiny_m
         f"train({model!r}, [ReportCallback(), Boom()], run_name='nb-fails')",
         f"try:\n    train({model!r}, [ReportCallback(), Boom()], run_name='nb-caught')\nexcept ValueError:\n    pass",
         f"train({model!r}, [ReportCallback()], run_name='nb-works')",
-        "print('later cell ok')",
+        "from trl_reporter.endings import ProcessHooks\n"
+        "hooks = [f for f in get_ipython().events.callbacks['post_run_cell'] if isinstance(getattr(f, '__self__', None), ProcessHooks)]\n"
+        "print('later cell ok', len(hooks))",
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     NotebookClient(
@@ -43,7 +45,7 @@ def test_failing_cell_caught_exception_and_successful_cell(project: Path, tiny_m
     errors = [o for cell in outputs for o in cell if o.get("output_type") == "error"]
     assert [e["ename"] for e in errors] == ["ValueError"]  # only the user's own error, once
     assert "Error in callback" not in json.dumps(outputs)
-    assert any("later cell ok" in o.get("text", "") for o in outputs[4])
+    assert any("later cell ok 0" in o.get("text", "") for o in outputs[4])  # every hook unregistered itself
 
     states = {s["run_name"]: s for s in run_states(project)}
     assert states["nb-fails"]["status"] == "Failure"

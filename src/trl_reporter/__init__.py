@@ -13,10 +13,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["ReportCallback", "__version__"]
+__all__ = ["ReportCallback", "add_evaluation", "add_evaluations", "Score", "__version__"]
 
 if TYPE_CHECKING:
     from .callback import ReportCallback
+    from .evals import Score, add_evaluation, add_evaluations
 
 
 def __getattr__(name: str) -> Any:
@@ -24,4 +25,8 @@ def __getattr__(name: str) -> Any:
         from .callback import ReportCallback
 
         return ReportCallback
+    if name in ("add_evaluation", "add_evaluations", "Score"):
+        from . import evals
+
+        return getattr(evals, name)
     raise AttributeError(f"module 'trl_reporter' has no attribute {name!r}")

@@ -53,9 +53,10 @@ class ReportCallback(TrainerCallback):
             dataset=dataset,
             job_owner=job_owner,
             trackio=trackio,
+            template=str(Path(template).expanduser().resolve()) if template is not None else None,
         )
         # A bad template path is the user's mistake, made before training: say so now.
-        self._render = renderer(Path(template) if template is not None else None)
+        self._render = renderer(self.settings.template)
         self._guard = Guard()
         self.session: RunSession | None = None
         self._trackio_callback: Any = None

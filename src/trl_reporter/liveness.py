@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from . import detect
 from .records import Failure, RunRecord, Status
-from .store import STATE_DIR, ExperimentStore, read_json
+from .store import experiments
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +56,7 @@ def stale(run: RunRecord, now: float) -> bool:
     return not run.status.is_final and now - last_sign_of_life(run) > STALE_AFTER
 
 
-def reconcile(
-    root: Path, render: Callable[[str, list[RunRecord]], str], *, lock_timeout: float, now: float | None = None
-) -> list[RunRecord]:
+def reconcile(root: Path, *, lock_timeout: float, now: float | None = None) -> list[RunRecord]:
     """Mark every vanished run of this host under ``root`` as Failure, and re-render its report.
 
     Returns the runs it changed. Runs of other hosts are left alone (a dead pid here says
@@ -68,13 +65,8 @@ def reconcile(
     host = detect.host()
     now = time.time() if now is None else now
     changed: list[RunRecord] = []
-    for meta in sorted((root / STATE_DIR).glob("*/experiment.json")):
-        name = (read_json(meta) or {}).get("name")
-        if not isinstance(name, str):
-            continue
-        store = ExperimentStore(root, name, create=False)
-        if store.slug != meta.parent.name:
-            continue
+    for store in experiments(root):
+        name = store.experiment
         candidates = [r for r in store.load_runs() if r.status is Status.IN_PROGRESS and r.host == host]
         dead = [r for r in candidates if vanished(r, host)]
         if not dead:
@@ -84,5 +76,7 @@ def reconcile(
             store.save_run(run)
             logger.info("trl-reporter: run %r of %r: %s", run.run_name, name, VANISHED)
         changed.extend(dead)
-        store.render(render, timeout=lock_timeout)
+        from .render import renderer_for  # rendering is only needed when something changed
+
+        store.render(renderer_for(store), timeout=lock_timeout)
     return changed

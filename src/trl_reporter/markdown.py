@@ -10,6 +10,7 @@ These are the jinja2 filters of the report template; templates never escape by h
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from urllib.parse import quote, urlsplit
@@ -18,30 +19,38 @@ from urllib.parse import quote, urlsplit
 # HTML, entities, strikethrough), GitHub math ($), or end a table cell (|). Block-level markers
 # (#, -, +, digits followed by '.') only matter at the start of a line, and cells and headings never
 # start a line with user text.
-_ESCAPED = frozenset("\\`*_[]<>|&~!$")
+_ESCAPE_RE = re.compile(r"([\\`*_\[\]<>|&~!$])")
 # Control characters (tabs included: they indent) and everything an editor treats as a line break
 # besides "\n" (C1 controls such as NEL, and the Unicode line and paragraph separators).
 _CONTROL_RE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 _NEWLINE_RE = re.compile(r"\r\n|\r|\n")
 _BACKTICKS_RE = re.compile(r"`+")
+_SPACE_RE = re.compile(r"\s")
 
 
 def _clean(text: object) -> str:
     return _CONTROL_RE.sub(" ", str(text))
 
 
+# Reports repeat the same labels, values and URLs in every run: escaping is cached.
+_cached = functools.lru_cache(maxsize=16384, typed=True)
+
+
+@_cached
 def inline(text: object) -> str:
     """Escape text for a paragraph or a heading: one line, no markup, no HTML."""
     text = _NEWLINE_RE.sub(" ", _clean(text))
-    return "".join("\\" + ch if ch in _ESCAPED else ch for ch in text).strip()
+    return _ESCAPE_RE.sub(r"\\\1", text).strip()
 
 
+@_cached
 def cell(text: object) -> str:
     """Escape text for a table cell: like :func:`inline`, newlines become ``<br>``."""
     lines = _NEWLINE_RE.split(_clean(text))
     return "<br>".join(inline(line) for line in lines).strip() or " "
 
 
+@_cached
 def code(text: object, *, in_table: bool = False) -> str:
     """Render text as an inline code span that cannot close early.
 
@@ -76,7 +85,12 @@ def safe_url(url: object) -> str | None:
     percent-encoded, so the result can go both in ``[text](url)`` and, through :func:`attr`, in
     an ``src`` attribute.
     """
-    if not isinstance(url, str) or _CONTROL_RE.search(url) or any(c.isspace() for c in url):
+    return _safe_url(url) if isinstance(url, str) else None
+
+
+@_cached
+def _safe_url(url: str) -> str | None:
+    if _CONTROL_RE.search(url) or _SPACE_RE.search(url):
         return None
     try:
         parts = urlsplit(url)

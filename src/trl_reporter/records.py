@@ -74,6 +74,8 @@ class Evaluation:
     model_link: str | None = None
     source: str = "trainer"
     step: int | None = None
+    higher_is_better: bool | None = None
+    added_at: float | None = None
 
 
 @dataclass
@@ -148,7 +150,7 @@ class RunRecord:
         data = dataclasses.asdict(self)
         data["status"] = self.status.value
         data["schema"] = SCHEMA_VERSION
-        return _json_safe(data)
+        return json_safe(data)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:
@@ -167,14 +169,14 @@ class RunRecord:
         return cls(**kwargs)
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """Convert to what JSON can hold: NaN and infinities become strings, tuples lists."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, enum.Enum):
         return value.value
     return value

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 import math
+import re
 import shlex
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
@@ -23,6 +25,11 @@ from . import liveness
 from . import markdown as md
 from .detect import trackio_url
 from .records import Evaluation, RunRecord, Status
+
+if TYPE_CHECKING:
+    from .store import ExperimentStore
+
+logger = logging.getLogger(__name__)
 
 TEMPLATE_NAME = "report.md.j2"
 _MAX_MESSAGE = 500
@@ -160,17 +167,51 @@ def _trackio(run: RunRecord) -> dict[str, str] | None:
     return {"url": url, "link_line": line}
 
 
-def _evaluation_rows(run: RunRecord, ev: Evaluation) -> dict[str, str]:
-    job_cell = md.link("Evaluation Job Link", ev.job_link) if md.safe_url(ev.job_link) else _logs_cell(run, "Evaluation Job Link")
+_LOWER_IS_BETTER_RE = re.compile(r"loss|perplexity|ppl|error|\b(?:c|w|t)er\b|mse|mae|rmse|bits_per_byte|bpb", re.I)
+
+
+def lower_is_better(ev: Evaluation) -> bool:
+    """The direction of a benchmark: as given, else lower for losses, perplexities and errors."""
+    if ev.higher_is_better is not None:
+        return not ev.higher_is_better
+    return bool(_LOWER_IS_BETTER_RE.search(ev.benchmark))
+
+
+def best_scores(runs: Sequence[RunRecord]) -> dict[str, float]:
+    """The best score of every benchmark that at least two evaluations in the experiment share."""
+    by_benchmark: dict[str, list[Evaluation]] = {}
+    for run in runs:
+        for ev in run.evaluations:
+            if isinstance(ev.score, (int, float)) and not isinstance(ev.score, bool) and math.isfinite(ev.score):
+                by_benchmark.setdefault(ev.benchmark, []).append(ev)
+    best = {}
+    for name, evs in by_benchmark.items():
+        if len(evs) >= 2:
+            pick = min if lower_is_better(evs[0]) else max
+            best[name] = float(pick(float(e.score) for e in evs))
+    return best
+
+
+def _evaluation_rows(run: RunRecord, ev: Evaluation, best: dict[str, float]) -> dict[str, str]:
+    """Cells of one evaluation. Its job link is the one given; a trainer evaluation's is the
+    training run's own logs; a score added without a link has none."""
+    if md.safe_url(ev.job_link):
+        run_job_cell, job_cell = md.link("Run Logs", ev.job_link), md.link("Evaluation Job Link", ev.job_link)
+    elif ev.source == "trainer":
+        run_job_cell, job_cell = _logs_cell(run, "Run Logs"), _logs_cell(run, "Evaluation Job Link")
+    else:
+        run_job_cell = job_cell = " "
     model = ev.model_link or run.model_link
     if md.safe_url(model):
         model_cell = md.link("Model Link", model)
     else:
         model_cell = md.cell(model) if model else " "
-    run_job_cell = md.link("Run Logs", ev.job_link) if md.safe_url(ev.job_link) else _logs_cell(run, "Run Logs")
+    shown = md.cell(score(ev.score))
+    if ev.benchmark in best and isinstance(ev.score, (int, float)) and float(ev.score) == best[ev.benchmark]:
+        shown = f"**{shown}** (best)"
     return {
         "benchmark": ev.benchmark,
-        "score": score(ev.score),
+        "score_cell": shown,
         "job_link_cell": run_job_cell,
         "experiment_job_link_cell": job_cell,
         "model_link_cell": model_cell,
@@ -227,6 +268,7 @@ def context(experiment: str, runs: Sequence[RunRecord], now: float | None = None
     moments = [t for r in runs for t in (r.started_at, r.ended_at, r.heartbeat_at) if t is not None]
     latest = max(moments) if moments else None
     now = latest if now is None else now
+    best = best_scores(runs)
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     evaluations = []
     for run in runs:
@@ -234,7 +276,7 @@ def context(experiment: str, runs: Sequence[RunRecord], now: float | None = None
         if key not in groups:
             model_line, dataset_line = _group_lines(run)
             groups[key] = {"model_line": model_line, "dataset_line": dataset_line, "runs": []}
-        rows = [_evaluation_rows(run, ev) for ev in run.evaluations]
+        rows = [_evaluation_rows(run, ev, best) for ev in run.evaluations]
         evaluations.extend(rows)
         failure = run.failure
         groups[key]["runs"].append(
@@ -300,6 +342,15 @@ def default_template_path() -> Path:
 @functools.lru_cache(maxsize=1)
 def default_template_text() -> str:
     return default_template_path().read_text(encoding="utf-8")
+
+
+def renderer_for(store: ExperimentStore) -> Callable[[str, list[RunRecord]], str]:
+    """The renderer an experiment was set up with: its remembered template, else the default."""
+    template = store.template
+    if template and not Path(template).is_file():
+        logger.warning("trl-reporter: template %r of %r is gone; rendering with the default", template, store.experiment)
+        template = None
+    return renderer(template)
 
 
 def renderer(template: str | Path | None = None) -> Callable[[str, list[RunRecord]], str]:

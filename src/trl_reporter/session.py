@@ -48,6 +48,7 @@ class Settings:
     dataset: str | None = None
     job_owner: str | None = None
     trackio: bool = True
+    template: str | None = None
 
 
 class RunSession:
@@ -108,10 +109,9 @@ class RunSession:
         )
         root = naming.report_dir(settings.report_dir, environ)
         store = ExperimentStore(root, experiment)
+        store.remember_template(settings.template)
         guard.attempt("cleaning temporary files", store.clean_debris, 0)
-        guard.attempt(
-            "marking vanished runs", lambda: liveness.reconcile(root, render, lock_timeout=LOCK_TIMEOUT_TRAINING), []
-        )
+        guard.attempt("marking vanished runs", lambda: liveness.reconcile(root, lock_timeout=LOCK_TIMEOUT_TRAINING), [])
 
         # A Trackio run started by report_to="trackio" is linked even when trackio=False, which
         # only stops the callback from starting one itself.

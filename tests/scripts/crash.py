@@ -1,7 +1,8 @@
 """Train the tiny model in a real process and end it the way argv[1] says.
 
 Modes: ``raise`` (an uncaught exception at step 3), ``exit0`` (``sys.exit(0)`` at step 3),
-``caught`` (the exception is caught by user code, then the process ends normally).
+``caught`` (the exception is caught by user code, then the process ends normally), ``after``
+(training succeeds, then the script dies of an unrelated exception).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ class EndAtStep3(TrainerCallback):
 def main() -> None:
     mode, model_dir = sys.argv[1], Path(sys.argv[2])
     model = build_model_once(model_dir)
+    if mode == "after":
+        train(model, [ReportCallback()], run_name="crash-run", max_steps=4)
+        raise Boom("pushing the model failed")
     callbacks = [ReportCallback(), EndAtStep3(mode)]
     if mode == "caught":
         try:

@@ -1,0 +1,5 @@
+"""``python -m trl_reporter``: the ``trl-report`` command."""
+
+from trl_reporter.cli import main
+
+raise SystemExit(main())

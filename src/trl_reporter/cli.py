@@ -1,0 +1,220 @@
+"""``trl-report``: read and tend the training reports from a terminal.
+
+    trl-report list
+    trl-report show EXPERIMENT [--json]
+    trl-report add-eval EXPERIMENT RUN --benchmark NAME --score X [--job-link URL] [--model-link URL]
+    trl-report import-eval EXPERIMENT RUN FILE
+    trl-report reconcile
+    trl-report render [EXPERIMENT]
+
+Works on ``training_reports/`` at the project root, or ``--report-dir``. Data goes to stdout,
+diagnostics to stderr. Every command first checks its input (nothing is written for bad input),
+then marks runs of this host whose process vanished as Failure, as the callback does at start.
+Starting it imports neither torch nor transformers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__, naming
+from .evals import EvaluationError, Score, add_to_run, check_link, read_results, validate
+from .liveness import reconcile, stale
+from .records import RunRecord, Status
+from .render import TemplateError, duration, renderer_for, score, timestamp
+from .store import StoreError, experiments, find_experiment
+
+LOCK_TIMEOUT = 10.0
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own exit code 2, with our prefix
+        self.print_usage(sys.stderr)
+        self.exit(2, f"trl-report: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--report-dir", default=argparse.SUPPRESS, metavar="DIR",
+        help="the reports folder (default: $TRL_REPORTER_DIR, else training_reports/ at the project root)",
+    )
+    parser = _Parser(prog="trl-report", description="Read and tend trl-reporter training reports.", parents=[common])
+    parser.add_argument("--version", action="version", version=f"trl-report {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    sub.add_parser("list", parents=[common], help="the experiments, with their runs counted by status")
+    show = sub.add_parser("show", parents=[common], help="an experiment's runs as a table")
+    show.add_argument("experiment")
+    show.add_argument("--json", action="store_true", help="print JSON, for scripts")
+
+    add = sub.add_parser("add-eval", parents=[common], help="add a benchmark score to a run")
+    add.add_argument("experiment")
+    add.add_argument("run")
+    add.add_argument("--benchmark", required=True)
+    add.add_argument("--score", required=True)
+    add.add_argument("--job-link", help="the evaluation job's URL (default inside an HF Job: that job)")
+    add.add_argument("--model-link", help="the evaluated model's URL (default: the run's model)")
+
+    imp = sub.add_parser("import-eval", parents=[common], help="import an lm-evaluation-harness or lighteval results JSON")
+    imp.add_argument("experiment")
+    imp.add_argument("run")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--job-link", help="the evaluation job's URL (default inside an HF Job: that job)")
+    imp.add_argument("--model-link", help="the evaluated model's URL (default: the run's model)")
+
+    sub.add_parser("reconcile", parents=[common], help="mark runs whose process vanished as Failure")
+    ren = sub.add_parser("render", parents=[common], help="re-render reports from their saved state")
+    ren.add_argument("experiment", nargs="?")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; the one place where errors become messages and exit codes."""
+    args = _parser().parse_args(argv)
+    root = naming.report_dir(getattr(args, "report_dir", None))
+    try:
+        return _COMMANDS[args.command](args, root)
+    except (StoreError, EvaluationError, TemplateError) as exc:
+        print(f"trl-report: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"trl-report: error: {exc}", file=sys.stderr)
+        return 1
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+def _reconcile(root: Path) -> None:
+    for run in reconcile(root, lock_timeout=LOCK_TIMEOUT):
+        reason = run.failure.reason if run.failure else ""
+        print(f"trl-report: run {run.run_name!r} of {run.experiment!r}: marked Failure, {reason}", file=sys.stderr)
+
+
+def _list(args: argparse.Namespace, root: Path) -> int:
+    _reconcile(root)
+    stores = experiments(root)
+    if not stores:
+        print(f"trl-report: no experiments in {root}", file=sys.stderr)
+        return 0
+    rows = []
+    for store in stores:
+        runs = store.load_runs()
+        counts = {s: sum(r.status is s for r in runs) for s in Status}
+        rows.append([store.experiment, str(len(runs)), *(str(counts[s]) for s in Status), store.report_path.name])
+    _table(["EXPERIMENT", "RUNS", *(s.value.upper() for s in Status), "REPORT"], rows)
+    return 0
+
+
+def _run_summary(run: RunRecord, now: float) -> dict[str, Any]:
+    end = run.ended_at if run.ended_at is not None else now
+    return {
+        "run": run.run_name,
+        "status": run.status.value,
+        "stale": stale(run, now),
+        "started": timestamp(run.started_at),
+        "ended": timestamp(run.ended_at) if run.ended_at is not None else None,
+        "duration_seconds": round(end - run.started_at, 3),
+        "steps_done": run.steps_done,
+        "steps_planned": run.steps_planned,
+        "final_loss": run.final_loss,
+        "failure": run.failure.reason if run.failure else None,
+        "evaluations": [
+            {"benchmark": e.benchmark, "score": e.score, "source": e.source, "job_link": e.job_link,
+             "model_link": e.model_link or run.model_link}
+            for e in run.evaluations
+        ],
+    }
+
+
+def _show(args: argparse.Namespace, root: Path) -> int:
+    store = find_experiment(root, args.experiment)
+    _reconcile(root)
+    now = time.time()
+    runs = [_run_summary(r, now) for r in store.load_runs()]
+    if args.json:
+        print(json.dumps({"experiment": store.experiment, "report": str(store.report_path), "runs": runs}, indent=2))
+        return 0
+    rows = []
+    for r in runs:
+        steps = f"{r['steps_done']:,}" + (f"/{r['steps_planned']:,}" if r["steps_planned"] else "")
+        rows.append([
+            r["run"],
+            r["status"] + (" (stale)" if r["stale"] else ""),
+            r["started"],
+            duration(r["duration_seconds"]),
+            steps,
+            score(r["final_loss"]) if r["final_loss"] is not None else "-",
+            ", ".join(f"{e['benchmark']}={score(e['score'])}" for e in r["evaluations"]) or "-",
+        ])
+    print(f"{store.experiment}  ({store.report_path})")
+    _table(["RUN", "STATUS", "STARTED (UTC)", "DURATION", "STEPS", "FINAL LOSS", "EVALUATIONS"], rows)
+    return 0
+
+
+def _add_scores(args: argparse.Namespace, root: Path, scores: list[Score], source: str) -> int:
+    """Check everything first (nothing is written for bad input), then add and render."""
+    rows = validate(scores)
+    job_link = check_link(args.job_link, "job link")
+    model_link = check_link(args.model_link, "model link")
+    store = find_experiment(root, args.experiment)
+    record = store.find_run(args.run)
+    _reconcile(root)
+    added = add_to_run(store, record, rows, job_link=job_link, model_link=model_link, source=source)
+    store.render(renderer_for(store), timeout=LOCK_TIMEOUT)
+    for ev in added:
+        print(f"{record.run_name}\t{ev.benchmark}\t{score(ev.score)}")
+    return 0
+
+
+def _add_eval(args: argparse.Namespace, root: Path) -> int:
+    return _add_scores(args, root, [Score(args.benchmark, args.score)], "cli")
+
+
+def _import_eval(args: argparse.Namespace, root: Path) -> int:
+    tool, scores = read_results(args.file)
+    code = _add_scores(args, root, scores, tool)
+    print(f"trl-report: imported {len(scores)} scores from {tool} results {args.file}", file=sys.stderr)
+    return code
+
+
+def _reconcile_command(args: argparse.Namespace, root: Path) -> int:
+    changed = reconcile(root, lock_timeout=LOCK_TIMEOUT)
+    for run in changed:
+        print(f"{run.experiment}\t{run.run_name}\tFailure\t{run.failure.reason if run.failure else ''}")
+    print(f"trl-report: {len(changed)} run(s) marked Failure", file=sys.stderr)
+    return 0
+
+
+def _render(args: argparse.Namespace, root: Path) -> int:
+    stores = [find_experiment(root, args.experiment)] if args.experiment else experiments(root)
+    _reconcile(root)
+    for store in stores:
+        if not store.render(renderer_for(store), timeout=LOCK_TIMEOUT):
+            raise StoreError(f"the report of {store.experiment!r} is locked by another writer; try again")
+        print(store.report_path)
+    return 0
+
+
+_COMMANDS = {
+    "list": _list,
+    "show": _show,
+    "add-eval": _add_eval,
+    "import-eval": _import_eval,
+    "reconcile": _reconcile_command,
+    "render": _render,
+}
+
+
+def _table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
+    for line in (header, *rows):
+        print("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip())
+
