@@ -21,7 +21,8 @@ On Hugging Face Jobs, where the report would vanish with the job's disk unless i
 
 Every run appends its section to training_reports/qwen-capybara-sft.md. ``--push-report-to``
 uploads the training_reports folder to a Hub dataset repo when the process exits, after
-trl-reporter has recorded how the run ended (Success, Completed or Failure).
+trl-reporter has recorded how the run ended (Success, Completed or Failure), including when the
+Job is cancelled (SIGTERM).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from __future__ import annotations
 import argparse
 import atexit
 import os
+import signal
+import sys
 
 from datasets import load_dataset
 from trl import SFTConfig, SFTTrainer
@@ -61,6 +64,10 @@ def push_reports_at_exit(repo_id: str) -> None:
         )
 
     atexit.register(push)
+    # A cancelled Job gets SIGTERM, whose default action ends the process without running atexit.
+    # Turn it into SystemExit instead: trl-reporter's own SIGTERM handler records the failure
+    # first and then chains to this one, and the exit status is still 128 + SIGTERM.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def main() -> None:

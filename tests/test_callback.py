@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -335,3 +336,40 @@ def test_resuming_from_a_checkpoint_continues_the_same_run_section(project: Path
     assert "Resumed from a checkpoint at step 3" in report
     [state] = run_states(project)
     assert state["steps_done"] == 6 and len(state["resumed"]) == 1
+    from trl_reporter.liveness import process_started
+
+    assert state["process_started"] == process_started(os.getpid())  # liveness follows the resuming process
+
+
+def test_a_template_that_fails_to_render_never_drops_the_run(
+    project: Path, tiny_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    template = tmp_path / "broken.md.j2"
+    template.write_text("# {{ experiment }} {{ no_such_field }}\n")
+    with caplog.at_level(logging.WARNING, logger="trl_reporter"):
+        trainer = train(tiny_model, [ReportCallback(template=template, trackio=False)], run_name="kept")
+
+    assert trainer.state.global_step == 6
+    [state] = run_states(project)
+    assert (state["run_name"], state["status"]) == ("kept", "Success")  # saved even though rendering failed
+    assert len([r for r in caplog.records if r.name.startswith("trl_reporter")]) == 1
+
+
+def test_push_to_hub_links_the_repo_the_trainer_created(
+    project: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transformers import Trainer
+
+    def fake_init_hf_repo(self, token=None):  # the only part that needs the network
+        self.hub_model_id = "acme/tiny-pushed"
+
+    monkeypatch.setattr(Trainer, "init_hf_repo", fake_init_hf_repo)
+    monkeypatch.setattr(Trainer, "push_to_hub", lambda self, *a, **k: None)
+    from datasets import Dataset
+
+    from trl_reporter.tiny import texts
+
+    train(tiny_model, [ReportCallback(trackio=False)], push_to_hub=True, eval_strategy="steps", eval_steps=6,
+          eval_dataset=Dataset.from_dict({"text": texts(8)}))
+    report = only_report(project)
+    assert "[Model Link](https://huggingface.co/acme/tiny-pushed)" in report

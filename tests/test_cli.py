@@ -252,3 +252,24 @@ def test_help_works_and_starting_the_cli_imports_no_torch() -> None:
         capture_output=True, text=True,
     )
     assert probe.stdout.strip() == "[]"
+
+
+def test_a_malformed_evaluation_file_is_skipped_not_fatal(proj: Path) -> None:
+    bad = proj / "training_reports" / ".trl-reporter" / "cli-exp" / "evals" / "run-a"
+    bad.mkdir(parents=True)
+    (bad / "0-broken.json").write_text('{"evaluations": [null, {"benchmark": 3}, "x"]}')
+    done = cli("show", "cli-exp", cwd=proj)
+    assert done.returncode == 0, done.stderr
+    assert cli("render", "cli-exp", cwd=proj).returncode == 0
+
+
+def test_show_flags_a_quiet_run_of_another_host_as_stale(proj: Path) -> None:
+    state = proj / "training_reports" / ".trl-reporter" / "cli-exp" / "runs" / "run-b.json"
+    data = json.loads(state.read_text())
+    long_ago = data["started_at"] - 3600  # quiet for an hour: well past the 5-minute threshold
+    data.update(status="In Progress", ended_at=None, host="another-host", started_at=long_ago, heartbeat_at=long_ago)
+    state.write_text(json.dumps(data))
+    rows = json.loads(cli("show", "cli-exp", "--json", cwd=proj).stdout)["runs"]
+    assert {r["run"]: r["stale"] for r in rows} == {"run-a": False, "run-b": True}
+    assert cli("render", "cli-exp", cwd=proj).returncode == 0
+    assert "**Stale**" in (proj / "training_reports" / "cli-exp.md").read_text()

@@ -222,13 +222,15 @@ def test_symlink_planted_at_the_state_dir_is_refused(tmp_path: Path) -> None:
 
 
 SECRETS = [
-    "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz012345",
-    "api_org_" + "AbCdEfGhIjKlMnOpQrStUvWxYz0123",
+    "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz01234567",
+    "api_org_" + "AbCdEfGhIjKlMnOpQrStUvWxYz01234567",
     "https://user:s3cr3t-pass@example.com/path",
     "postgresql://admin:hunter2@db.internal:5432/x",
+    "https://user:with@at-and/slash@example.com/x",
 ]
 LOOK_ALIKES = ["max_new_tokens", "pad_token", "<|endoftext|>", "0123456789abcdef0123456789abcdef01234567",
-               "hf_home", "https://huggingface.co/user/repo", "eos_token=</s>"]
+               "hf_home", "https://huggingface.co/user/repo", "eos_token=</s>", "hf_transfer", "src/hf_argparser.py",
+               "hf_baseline", "https://host:8080/path"]
 
 
 def test_secrets_never_reach_any_written_file_and_look_alikes_survive(tmp_path: Path) -> None:
@@ -242,7 +244,7 @@ def test_secrets_never_reach_any_written_file_and_look_alikes_survive(tmp_path: 
     store.render(renderer(), timeout=5)
 
     written = "\n".join(p.read_text(encoding="utf-8") for p in root.rglob("*") if p.is_file())
-    for secret in ("AbCdEfGhIjKlMnOpQrStUvWxYz012345", "AbCdEfGhIjKlMnOpQrStUvWxYz0123", "s3cr3t-pass", "hunter2"):
+    for secret in ("AbCdEfGhIjKlMnOpQrStUvWxYz01234567", "s3cr3t-pass", "hunter2", "with@at-and/slash", "at-and"):
         assert secret not in written
     report = store.report_path.read_text(encoding="utf-8")
     for look_alike in LOOK_ALIKES:

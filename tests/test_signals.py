@@ -86,6 +86,18 @@ def test_ignored_sigterm_stays_ignored_and_training_finishes(project: Path, tiny
     assert status == "Success"
 
 
+def test_a_previous_handler_that_returns_lets_the_run_go_on_to_success(project: Path, tiny_model: Path) -> None:
+    proc = start("graceful", project, tiny_model, STEPS="6")
+    out, err = signal_at_step_3(proc, signal.SIGTERM)
+
+    assert proc.returncode == 0, err[-2000:]
+    assert "NOTED" in out and "TRAINING RETURNED" in out
+    report = only_report(project)
+    [(_, _, status)] = run_titles(report)
+    assert status == "Success"
+    assert "Received `SIGTERM` at step 3" in report
+
+
 def test_handlers_are_restored_after_the_run(project: Path, tiny_model: Path) -> None:
     before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     excepthook = sys.excepthook

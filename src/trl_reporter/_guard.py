@@ -14,6 +14,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .redact import scrub_text
+
 logger = logging.getLogger("trl_reporter")
 
 T = TypeVar("T")
@@ -23,20 +25,20 @@ class Guard:
     """Swallows and reports the reporter's own exceptions, one warning per kind."""
 
     def __init__(self) -> None:
-        self.seen: set[tuple[str, str]] = set()
+        self.seen: set[str] = set()
 
     def report(self, what: str, exc: BaseException) -> None:
-        kind = (what, _kind(exc))
+        # The kind is the failure itself (a full disk, a broken template), wherever it shows up.
+        kind = _kind(exc)
         if kind in self.seen:
-            logger.debug("trl-reporter: %s failed again: %r", what, exc)
+            logger.debug("trl-reporter: %s failed again: %s", what, scrub_text(repr(exc)))
             return
         self.seen.add(kind)
         logger.warning(
             "trl-reporter: %s failed (%s: %s). Training continues; the report may be incomplete.",
             what,
             type(exc).__name__,
-            exc,
-            exc_info=logger.isEnabledFor(logging.DEBUG),
+            scrub_text(str(exc)),
         )
 
     def attempt(self, what: str, fn: Callable[[], T], default: T) -> T:

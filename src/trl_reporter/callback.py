@@ -125,5 +125,5 @@ class ReportCallback(TrainerCallback):
     @event
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.session is not None:
-            self.session.end(state)
+            self.session.end(state, args)
         self._delegate("on_train_end", args, state, control, **kwargs)

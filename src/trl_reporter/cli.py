@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from .render import TemplateError, duration, renderer_for, score, timestamp
 from .store import StoreError, experiments, find_experiment
 
 LOCK_TIMEOUT = 10.0
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -82,20 +84,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args, root)
     except (StoreError, EvaluationError, TemplateError) as exc:
-        print(f"trl-report: error: {exc}", file=sys.stderr)
+        print(f"trl-report: error: {_plain(exc)}", file=sys.stderr)
         return 2
-    except OSError as exc:
-        print(f"trl-report: error: {exc}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
+        print(f"trl-report: error: {type(exc).__name__}: {_plain(exc)}", file=sys.stderr)
         return 1
 
 
 # -- commands -----------------------------------------------------------------------------------
 
 
+def _plain(text: object) -> str:
+    """Text a run or file controls, made safe for a terminal (no escape sequences)."""
+    return _CONTROL_RE.sub("?", str(text))
+
+
 def _reconcile(root: Path) -> None:
-    for run in reconcile(root, lock_timeout=LOCK_TIMEOUT):
+    for run in reconcile(root, lock_timeout=LOCK_TIMEOUT, now=time.time()):
         reason = run.failure.reason if run.failure else ""
-        print(f"trl-report: run {run.run_name!r} of {run.experiment!r}: marked Failure, {reason}", file=sys.stderr)
+        print(f"trl-report: run {_plain(run.run_name)!r} of {_plain(run.experiment)!r}: marked Failure, {reason}",
+              file=sys.stderr)
 
 
 def _list(args: argparse.Namespace, root: Path) -> int:
@@ -108,7 +116,7 @@ def _list(args: argparse.Namespace, root: Path) -> int:
     for store in stores:
         runs = store.load_runs()
         counts = {s: sum(r.status is s for r in runs) for s in Status}
-        rows.append([store.experiment, str(len(runs)), *(str(counts[s]) for s in Status), store.report_path.name])
+        rows.append([_plain(store.experiment), str(len(runs)), *(str(counts[s]) for s in Status), store.report_path.name])
     _table(["EXPERIMENT", "RUNS", *(s.value.upper() for s in Status), "REPORT"], rows)
     return 0
 
@@ -125,6 +133,7 @@ def _run_summary(run: RunRecord, now: float) -> dict[str, Any]:
         "steps_done": run.steps_done,
         "steps_planned": run.steps_planned,
         "final_loss": run.final_loss,
+        "mean_loss": run.mean_loss,
         "failure": run.failure.reason if run.failure else None,
         "evaluations": [
             {"benchmark": e.benchmark, "score": e.score, "source": e.source, "job_link": e.job_link,
@@ -146,15 +155,15 @@ def _show(args: argparse.Namespace, root: Path) -> int:
     for r in runs:
         steps = f"{r['steps_done']:,}" + (f"/{r['steps_planned']:,}" if r["steps_planned"] else "")
         rows.append([
-            r["run"],
+            _plain(r["run"]),
             r["status"] + (" (stale)" if r["stale"] else ""),
             r["started"],
             duration(r["duration_seconds"]),
             steps,
             score(r["final_loss"]) if r["final_loss"] is not None else "-",
-            ", ".join(f"{e['benchmark']}={score(e['score'])}" for e in r["evaluations"]) or "-",
+            _plain(", ".join(f"{e['benchmark']}={score(e['score'])}" for e in r["evaluations"])) or "-",
         ])
-    print(f"{store.experiment}  ({store.report_path})")
+    print(f"{_plain(store.experiment)}  ({_plain(store.report_path)})")
     _table(["RUN", "STATUS", "STARTED (UTC)", "DURATION", "STEPS", "FINAL LOSS", "EVALUATIONS"], rows)
     return 0
 
@@ -168,9 +177,9 @@ def _add_scores(args: argparse.Namespace, root: Path, scores: list[Score], sourc
     record = store.find_run(args.run)
     _reconcile(root)
     added = add_to_run(store, record, rows, job_link=job_link, model_link=model_link, source=source)
-    store.render(renderer_for(store), timeout=LOCK_TIMEOUT)
+    store.render(renderer_for(store, now=time.time()), timeout=LOCK_TIMEOUT)
     for ev in added:
-        print(f"{record.run_name}\t{ev.benchmark}\t{score(ev.score)}")
+        print(f"{_plain(record.run_name)}\t{_plain(ev.benchmark)}\t{score(ev.score)}")
     return 0
 
 
@@ -186,9 +195,9 @@ def _import_eval(args: argparse.Namespace, root: Path) -> int:
 
 
 def _reconcile_command(args: argparse.Namespace, root: Path) -> int:
-    changed = reconcile(root, lock_timeout=LOCK_TIMEOUT)
+    changed = reconcile(root, lock_timeout=LOCK_TIMEOUT, now=time.time())
     for run in changed:
-        print(f"{run.experiment}\t{run.run_name}\tFailure\t{run.failure.reason if run.failure else ''}")
+        print(f"{_plain(run.experiment)}\t{_plain(run.run_name)}\tFailure\t{run.failure.reason if run.failure else ''}")
     print(f"trl-report: {len(changed)} run(s) marked Failure", file=sys.stderr)
     return 0
 
@@ -197,7 +206,7 @@ def _render(args: argparse.Namespace, root: Path) -> int:
     stores = [find_experiment(root, args.experiment)] if args.experiment else experiments(root)
     _reconcile(root)
     for store in stores:
-        if not store.render(renderer_for(store), timeout=LOCK_TIMEOUT):
+        if not store.render(renderer_for(store, now=time.time()), timeout=LOCK_TIMEOUT):
             raise StoreError(f"the report of {store.experiment!r} is locked by another writer; try again")
         print(store.report_path)
     return 0

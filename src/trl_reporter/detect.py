@@ -119,6 +119,21 @@ def host() -> str:
     return socket.gethostname()
 
 
+def host_id() -> str:
+    """This host as far as process ids go: hostname, boot id (a reboot kills every process) and
+    PID namespace (containers that share a hostname do not share pids)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+            boot = fh.read().strip()
+    except OSError:
+        boot = "?"
+    try:
+        pid_namespace = str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        pid_namespace = "?"
+    return f"{socket.gethostname()}/{boot}/{pid_namespace}"
+
+
 def trackio_space_url(space_id: str) -> str:
     """trackio's own rule (remote_client.py) for the app URL of a Space ``owner/name``."""
     subdomain = space_id.replace("/", "-").lower().replace("_", "-").replace(".", "-")
@@ -150,24 +165,30 @@ def trackio_url(base_url: str, project: str, runs: list[str]) -> str:
     return f"{base_url}?project={quote(project, safe='')}&runs={run_list}&sidebar=hidden&navbar=hidden"
 
 
-def trainer_class_name(args: Any, max_depth: int = 16) -> str:
-    """The class of the Trainer that is calling us, found on the call stack.
-
-    Falls back to the arguments' class (``SFTConfig`` -> ``SFTTrainer``) when no Trainer frame is
-    found, for instance when events are replayed outside a Trainer.
-    """
-    try:
-        from transformers import Trainer
-    except ImportError:  # pragma: no cover - transformers is a dependency
-        Trainer = None  # noqa: N806
+def find_trainer(max_depth: int = 24) -> Any:
+    """The Trainer whose event is being handled, found on the call stack (callbacks are not
+    given it), or ``None``."""
+    trainer_module = sys.modules.get("transformers.trainer")
+    trainer_class = getattr(trainer_module, "Trainer", None)
+    if trainer_class is None:
+        return None
     frame = sys._getframe(1)
     for _ in range(max_depth):
         if frame is None:
             break
         candidate = frame.f_locals.get("self")
-        if Trainer is not None and isinstance(candidate, Trainer):
-            return type(candidate).__name__
+        if isinstance(candidate, trainer_class):
+            return candidate
         frame = frame.f_back
+    return None
+
+
+def trainer_class_name(args: Any) -> str:
+    """The class of the Trainer that is calling us; without one on the stack, the class its
+    arguments imply (``SFTConfig`` -> ``SFTTrainer``)."""
+    trainer = find_trainer()
+    if trainer is not None:
+        return type(trainer).__name__
     name = type(args).__name__
     if name.endswith("Config"):
         return name[: -len("Config")] + "Trainer"

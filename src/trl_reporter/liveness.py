@@ -35,10 +35,22 @@ def process_started(pid: int) -> float | None:
         return -1.0  # exists, owned by someone else: alive, start time unknown
 
 
-def vanished(run: RunRecord, host: str) -> bool:
-    """An unfinished run of this host whose process is gone (or whose pid now belongs to another)."""
+def vanished(run: RunRecord, host: str, host_id: str | None = None) -> bool:
+    """An unfinished run of this host whose process is gone (or whose pid now belongs to another).
+
+    ``host_id`` (hostname/boot id/PID namespace) sharpens the answer: a run from an earlier boot
+    of this machine is gone whatever its pid; a run from another PID namespace (a container that
+    shares the hostname) cannot be judged from here.
+    """
     if run.status.is_final or run.host != host or run.pid is None:
         return False
+    if host_id and run.host_id:
+        run_boot, run_ns = run.host_id.split("/")[-2:]
+        boot, ns = host_id.split("/")[-2:]
+        if run_boot != boot and "?" not in (run_boot, boot):
+            return True
+        if run_ns != ns:
+            return False
     started = process_started(run.pid)
     if started is None:
         return True
@@ -59,24 +71,28 @@ def stale(run: RunRecord, now: float) -> bool:
 def reconcile(root: Path, *, lock_timeout: float, now: float | None = None) -> list[RunRecord]:
     """Mark every vanished run of this host under ``root`` as Failure, and re-render its report.
 
-    Returns the runs it changed. Runs of other hosts are left alone (a dead pid here says
-    nothing about a process there).
+    Returns the runs it changed. Runs of other hosts are left alone (a dead pid here says nothing
+    about a process there). A run's file is read again *after* its process is known to be dead,
+    so a run that wrote Success just before exiting keeps it.
     """
-    host = detect.host()
-    now = time.time() if now is None else now
+    host, this_host = detect.host(), detect.host_id()
     changed: list[RunRecord] = []
     for store in experiments(root):
-        name = store.experiment
-        candidates = [r for r in store.load_runs() if r.status is Status.IN_PROGRESS and r.host == host]
-        dead = [r for r in candidates if vanished(r, host)]
-        if not dead:
-            continue
-        for run in dead:
-            run.fail(Failure(reason=VANISHED), at=max(now, last_sign_of_life(run)))
+        suspects = [r for r in store.load_runs() if r.status is Status.IN_PROGRESS and r.host == host]
+        dead = []
+        for suspect in suspects:
+            if not vanished(suspect, host, this_host):
+                continue
+            run = store.load_run(suspect.run_id)  # the process is gone: this read is its last word
+            if run is None or run.status.is_final:
+                continue
+            run.fail(Failure(reason=VANISHED), at=max(time.time() if now is None else now, last_sign_of_life(run)))
             store.save_run(run)
-            logger.info("trl-reporter: run %r of %r: %s", run.run_name, name, VANISHED)
-        changed.extend(dead)
-        from .render import renderer_for  # rendering is only needed when something changed
+            logger.info("trl-reporter: run %r of %r: %s", run.run_name, store.experiment, VANISHED)
+            dead.append(run)
+        if dead:
+            from .render import renderer_for  # rendering is only needed when something changed
 
-        store.render(renderer_for(store), timeout=lock_timeout)
+            store.render(renderer_for(store, now=now), timeout=lock_timeout)
+            changed.extend(dead)
     return changed

@@ -16,10 +16,10 @@ import re
 from urllib.parse import quote, urlsplit
 
 # Characters that can start inline markup in CommonMark/GFM (emphasis, code, links, images, raw
-# HTML, entities, strikethrough), GitHub math ($), or end a table cell (|). Block-level markers
-# (#, -, +, digits followed by '.') only matter at the start of a line, and cells and headings never
-# start a line with user text.
-_ESCAPE_RE = re.compile(r"([\\`*_\[\]<>|&~!$])")
+# HTML, entities, strikethrough), GitHub math ($), end a table cell (|), or close a heading (a
+# trailing "#" run). Other block-level markers (-, +, digits followed by '.') only matter at the
+# start of a line, and cells and headings never start a line with user text.
+_ESCAPE_RE = re.compile(r"([\\`*_\[\]<>|&~!$#])")
 # Control characters (tabs included: they indent) and everything an editor treats as a line break
 # besides "\n" (C1 controls such as NEL, and the Unicode line and paragraph separators).
 _CONTROL_RE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")

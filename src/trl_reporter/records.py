@@ -52,6 +52,7 @@ class Failure:
     exc_type: str | None = None
     message: str | None = None
     traceback: str | None = None
+    signal: str | None = None
 
 
 @dataclass
@@ -93,6 +94,8 @@ class RunRecord:
     parameters: list[tuple[str, str]] = field(default_factory=list)
     changed_arguments: list[tuple[str, str]] = field(default_factory=list)
     host: str | None = None
+    # hostname, boot id and PID namespace: a pid means something only where all three match.
+    host_id: str | None = None
     pid: int | None = None
     # The process's own start time: tells a live pid from a reused one.
     process_started: float | None = None
@@ -103,11 +106,13 @@ class RunRecord:
     steps_done: int = 0
     steps_planned: int | None = None
     final_loss: float | None = None
+    mean_loss: float | None = None
     stop_reason: str | None = None
     failure: Failure | None = None
     evaluations: list[Evaluation] = field(default_factory=list)
     model_link: str | None = None
     resumed: list[dict[str, Any]] = field(default_factory=list)
+    signals: list[dict[str, Any]] = field(default_factory=list)
     heartbeat_at: float | None = None
 
     # -- state machine -------------------------------------------------------------------------
@@ -135,6 +140,20 @@ class RunRecord:
         self.ended_at = None
         self.failure = None
         self.stop_reason = None
+        self.heartbeat_at = at
+
+    def survive_signal(self, signal_name: str, *, at: float, step: int) -> None:
+        """Take back a Failure recorded for a signal whose handler let training go on.
+
+        The failure was written before the program's own handler ran, in case that handler ends
+        the process; when the handler returns instead, the run is alive and In Progress again.
+        """
+        if self.status is Status.FAILURE and self.failure is not None and self.failure.signal == signal_name:
+            self.status = Status.IN_PROGRESS
+            self.ended_at = None
+            self.failure = None
+            self.heartbeat_at = at
+            self.signals.append({"signal": signal_name, "at": at, "step": step})
 
     def set_metric(self, benchmark: str, score: float, *, step: int | None, job_link: str | None) -> None:
         """Keep the latest value of a trainer metric (one row per benchmark)."""
@@ -166,7 +185,20 @@ class RunRecord:
         kwargs["evaluations"] = [Evaluation(**e) for e in kwargs.get("evaluations", [])]
         for key in ("parameters", "changed_arguments"):
             kwargs[key] = [(str(a), str(b)) for a, b in kwargs.get(key, [])]
-        return cls(**kwargs)
+        for key in ("resumed", "signals"):
+            kwargs[key] = [r for r in kwargs.get(key, []) if isinstance(r, dict) and _is_number(r.get("at"))]
+        record = cls(**kwargs)
+        for name in ("started_at", "ended_at", "heartbeat_at", "final_loss", "mean_loss"):
+            value = getattr(record, name)
+            if value is not None and not _is_number(value):
+                raise ValueError(f"{name} is not a number: {value!r}")
+        if record.started_at is None or not isinstance(record.run_name, str) or not isinstance(record.run_id, str):
+            raise ValueError("a run needs run_id, run_name and started_at")
+        return record
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def json_safe(value: Any) -> Any:

@@ -13,12 +13,13 @@ from typing import Any
 
 REDACTED = "***"
 
-# Hugging Face user tokens are "hf_" + 30+ letters; organisation API tokens are "api_org_" + letters.
-# The lower bound of 8 keeps short identifiers such as "hf_home" readable while still catching the
-# truncated tokens people paste into error messages.
-_TOKEN_RE = re.compile(r"\b(?:hf|api_org)_[A-Za-z0-9]{8,}\b")
-# scheme://user:password@host -> scheme://user:***@host
-_URL_PASSWORD_RE = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)(?P<pw>[^\s@/]+)(?=@)")
+# Hugging Face user tokens are "hf_" + 34 letters and digits, organisation API tokens "api_org_" +
+# 34. Requiring 30 keeps identifiers such as hf_transfer, hf_argparser or a run named hf_baseline.
+_TOKEN_RE = re.compile(r"\b(?:hf|api_org)_[A-Za-z0-9]{30,}\b")
+# scheme://user:password@host -> scheme://user:***@host. The password runs to the last "@" before
+# any white space, so sloppy URLs with "@" or "/" in the password are hidden whole (the price: a
+# rare "host:port/path@x" URL loses its port and path too).
+_URL_PASSWORD_RE = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)(?P<pw>\S+)(?=@[^\s@]*)")
 # Field names whose values are secrets whatever they look like.
 _SECRET_NAME_RE = re.compile(r"(^|_)(hub_token|token|password|passwd|secret|api_key|apikey)$", re.IGNORECASE)
 # Field names ending in "_token" that name a vocabulary token, not a credential.

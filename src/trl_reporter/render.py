@@ -92,9 +92,18 @@ def _steps(run: RunRecord) -> str:
     return f"{run.steps_done:,}{planned}"
 
 
+def _loss(run: RunRecord) -> str:
+    parts = []
+    if run.final_loss is not None:
+        parts.append(f"Final training loss {score(run.final_loss)}")
+    if run.mean_loss is not None:
+        parts.append(f"mean over the run {score(run.mean_loss)}" if parts else f"Mean training loss {score(run.mean_loss)}")
+    return f" {', '.join(parts)}." if parts else ""
+
+
 def status_line(run: RunRecord, now: float | None = None) -> str:
     status = md.code(run.status.value)
-    loss = f" Final training loss {score(run.final_loss)}." if run.final_loss is not None else ""
+    loss = _loss(run)
     if run.status is Status.IN_PROGRESS:
         planned = f", {run.steps_planned:,} steps planned" if run.steps_planned else ""
         where = _process(run)
@@ -129,6 +138,11 @@ def _process(run: RunRecord) -> str:
 
 def status_notes(run: RunRecord) -> list[str]:
     notes = []
+    for received in run.signals:
+        notes.append(
+            f"Received {md.code(received.get('signal', '?'))} at step {int(received.get('step', 0)):,} on"
+            f" {timestamp(float(received['at']))}; the program's own handler let training go on."
+        )
     for resume in run.resumed:
         notes.append(
             f"Resumed from a checkpoint at step {int(resume.get('step', 0)):,} on {timestamp(float(resume['at']))}"
@@ -344,17 +358,21 @@ def default_template_text() -> str:
     return default_template_path().read_text(encoding="utf-8")
 
 
-def renderer_for(store: ExperimentStore) -> Callable[[str, list[RunRecord]], str]:
+def renderer_for(store: ExperimentStore, *, now: float | None = None) -> Callable[[str, list[RunRecord]], str]:
     """The renderer an experiment was set up with: its remembered template, else the default."""
     template = store.template
     if template and not Path(template).is_file():
         logger.warning("trl-reporter: template %r of %r is gone; rendering with the default", template, store.experiment)
         template = None
-    return renderer(template)
+    return renderer(template, now=now)
 
 
-def renderer(template: str | Path | None = None) -> Callable[[str, list[RunRecord]], str]:
-    """A function ``(experiment, runs) -> markdown`` for the default or a user template."""
+def renderer(template: str | Path | None = None, *, now: float | None = None) -> Callable[[str, list[RunRecord]], str]:
+    """A function ``(experiment, runs) -> markdown`` for the default or a user template.
+
+    ``now`` is the moment against which quiet runs are judged stale; by default the latest moment
+    in the state, which keeps rendering a pure function of the state. The CLI passes the clock.
+    """
     if template is None:
         tmpl = _environment(None).get_template(TEMPLATE_NAME)
     else:
@@ -368,7 +386,7 @@ def renderer(template: str | Path | None = None) -> Callable[[str, list[RunRecor
 
     def render(experiment: str, runs: list[RunRecord]) -> str:
         try:
-            text = tmpl.render(**context(experiment, runs))
+            text = tmpl.render(**context(experiment, runs, now))
         except jinja2.TemplateError as exc:
             raise TemplateError(f"report template failed to render: {exc}") from exc
         return text.rstrip("\n") + "\n"

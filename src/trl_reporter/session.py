@@ -24,7 +24,7 @@ from ._guard import Guard
 from .endings import ProcessHooks
 from .records import Failure, RunRecord, Status
 from .redact import scrub_text
-from .store import ExperimentStore, claim_key
+from .store import ExperimentStore, claim_run
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class RunSession:
         self._guard = guard
         self.state = state
         self.writes = 0
-        self.hooks = ProcessHooks(self.on_uncaught, self.on_exit, self.on_signal)
+        self.hooks = ProcessHooks(self.on_uncaught, self.on_exit, self.on_signal, self.on_signal_survived)
         self._next_heartbeat = time.monotonic() + liveness.HEARTBEAT_EVERY
         self._saving = False
         self._dirty = False
@@ -130,6 +130,7 @@ class RunSession:
             base_model=base_model,
             dataset=dataset,
             host=detect.host(),
+            host_id=detect.host_id(),
             pid=os.getpid(),
             process_started=liveness.process_started(os.getpid()),
             job_id=job_id,
@@ -150,42 +151,30 @@ class RunSession:
                 'or report_to="trackio".'
             )
         session = cls(record, store, render, guard, state)
-        session._claim(generated=generated, resuming=resuming, now=now)
+        # Even if this first write fails (a full disk, a broken template), the session and its
+        # hooks live on: later writes may succeed, and the ending must still be recorded.
+        record.run_id = f"{naming.slug(run_name)}-{os.getpid()}"
+        guard.attempt("saving the run", lambda: session._claim(generated=generated, resuming=resuming, now=now), None)
         session.hooks.install()
         return session
 
     def _claim(self, *, generated: bool, resuming: bool, now: float) -> None:
-        """Pick this run's state file under the lock, save it, and render: the run shows at once."""
-        record = self.record
-        try:
-            with self.store.lock(LOCK_TIMEOUT_TRAINING):
-                if generated:
-                    record.run_name = self._free_generated_name(record.run_name)
-                key, previous = claim_key(self.store, record.run_name, resuming=resuming)
-                record.run_id = key
-                if previous is not None:
-                    self._continue(previous, now)
-                self.store.save_run(record)
-                self.store.render_locked(self._render)
-                self.writes += 1
-        except filelock.Timeout:
-            # Another writer holds the lock for too long: take a key nobody else can have.
-            record.run_id = f"{naming.slug(record.run_name)}-{os.getpid()}"
-            self._save(render=False)
-
-    def _free_generated_name(self, name: str) -> str:
-        taken = {r.run_name for r in self.store.load_runs()}
-        candidate, n = name, 1
-        while candidate in taken:
-            n += 1
-            candidate = f"{name}-{n}"
-        return candidate
+        """Claim this run's state file (no lock needed), save it and render: the run shows at once."""
+        key, name, previous = claim_run(self.store, self.record.run_name, resuming=resuming, generated=generated)
+        self.record.run_id, self.record.run_name = key, name
+        if previous is not None:
+            self._continue(previous, now)
+        self._save()
 
     def _continue(self, previous: RunRecord, now: float) -> None:
         """Resume a saved run: keep its identity and start, note the resumption."""
         current = self.record
         previous.reopen(at=now, step=int(getattr(self.state, "global_step", 0) or 0))
-        for field in ("parameters", "changed_arguments", "host", "pid", "job_id", "job_url", "steps_planned", "model_link"):
+        # The resumed run now lives in this process: its liveness is this process's.
+        for field in (
+            "parameters", "changed_arguments", "host", "host_id", "pid", "process_started", "job_id", "job_url",
+            "steps_planned", "model_link",
+        ):
             setattr(previous, field, getattr(current, field))
         previous.trackio = current.trackio or previous.trackio
         previous.trackio_note = current.trackio_note
@@ -237,9 +226,11 @@ class RunSession:
             self._save(render=False)
 
     def log(self, logs: Mapping[str, Any]) -> None:
-        loss = logs.get("train_loss")
-        if isinstance(loss, (int, float)) and math.isfinite(loss):
-            self.record.final_loss = float(loss)
+        """Keep the last logged training loss, and the run's mean loss from the final summary."""
+        for key, field in (("loss", "final_loss"), ("train_loss", "mean_loss")):
+            value = logs.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                setattr(self.record, field, float(value))
 
     def evaluate(self, metrics: Mapping[str, Any], step: int) -> None:
         for name, value in metrics.items():
@@ -253,11 +244,12 @@ class RunSession:
 
     # -- endings -----------------------------------------------------------------------------
 
-    def end(self, state: Any) -> None:
+    def end(self, state: Any, args: Any) -> None:
         """``on_train_end``: Success when every planned step ran, else Completed (stopped early)."""
         self.hooks.uninstall()
         if self.record.status.is_final:
             return
+        self.record.model_link = _model_link(args, os.environ) or self.record.model_link
         step = int(state.global_step)
         planned = int(state.max_steps or 0)
         self.record.steps_planned = planned or self.record.steps_planned
@@ -284,7 +276,14 @@ class RunSession:
 
     def on_signal(self, name: str) -> None:
         reason = "interrupted by SIGINT" if name == "SIGINT" else f"terminated by {name}"
-        self.fail(Failure(reason=reason), timeout=LOCK_TIMEOUT_SIGNAL)
+        self.fail(Failure(reason=reason, signal=name), timeout=LOCK_TIMEOUT_SIGNAL)
+
+    def on_signal_survived(self, name: str) -> None:
+        """The program's own handler returned: training goes on, and so does the run."""
+        self.record.survive_signal(name, at=time.time(), step=int(getattr(self.state, "global_step", 0) or 0))
+        if not self.record.status.is_final:
+            self.hooks.install()
+            self._save(timeout=LOCK_TIMEOUT_SIGNAL)
 
     def superseded(self) -> None:
         """A new ``train()`` started in this process while this run had not ended."""
@@ -308,11 +307,17 @@ def failure_from_exception(
 
 
 def _model_link(args: Any, environ: Mapping[str, str]) -> str | None:
-    """Where the trained model ends up: its Hub repo when there is one, else the output directory."""
-    repo = getattr(args, "hub_model_id", None)
-    if repo and detect.is_hub_id(repo):
-        return detect.hub_url(repo, "model", environ)
+    """Where the trained model ends up: the Hub repo it is pushed to, else the output directory.
+
+    With ``push_to_hub``, the Trainer itself holds the full repo id it created
+    (``Trainer.hub_model_id``, e.g. ``owner/name``); ``args.hub_model_id`` may lack the owner.
+    """
+    if getattr(args, "push_to_hub", False):
+        trainer = detect.find_trainer()
+        repo = getattr(trainer, "hub_model_id", None) or getattr(args, "hub_model_id", None)
+        if repo and "/" in repo and detect.is_hub_id(repo):
+            return detect.hub_url(repo, "model", environ)
+        if repo:
+            return str(repo)
     output_dir = getattr(args, "output_dir", None)
     return str(output_dir) if output_dir else None
-
-

@@ -135,14 +135,9 @@ class ExperimentStore:
         except OSError:
             return runs
         for path in paths:
-            data = read_json(path)
-            if data is None:
-                logger.warning("trl-reporter: skipping unreadable run state %s", path)
-                continue
-            try:
-                runs.append(RunRecord.from_dict(data))
-            except (TypeError, ValueError, KeyError) as exc:
-                logger.warning("trl-reporter: skipping run state %s: %s", path, exc)
+            record = self._read_run(path)
+            if record is not None:
+                runs.append(record)
         runs.sort(key=lambda r: (r.started_at, r.run_id))
         self._attach_evaluations(runs)
         return runs
@@ -159,10 +154,11 @@ class ExperimentStore:
             batches.append((path.name, run, data["evaluations"]))
         for name, run, rows in sorted(batches, key=lambda b: b[0]):
             for row in rows:
-                try:
-                    run.evaluations.append(Evaluation(**{k: v for k, v in row.items() if k in _EVALUATION_FIELDS}))
-                except TypeError:
+                evaluation = _evaluation_from(row)
+                if evaluation is None:
                     logger.warning("trl-reporter: skipping an unreadable evaluation in %s", name)
+                else:
+                    run.evaluations.append(evaluation)
 
     def add_evaluations(self, run_key: str, evaluations: list[Evaluation]) -> None:
         """Save evaluations of a run as one new file: no read-modify-write, so concurrent adds
@@ -178,28 +174,63 @@ class ExperimentStore:
         rows = [json_safe(dataclasses.asdict(e)) for e in evaluations]
         _fs.atomic_write(directory / name, _dumps(scrub({"schema": SCHEMA_VERSION, "evaluations": rows})))
 
-    def find_run(self, name: str) -> RunRecord:
-        """The run called ``name`` (or whose state file is ``name``); the latest if the name was
-        reused. Looks at that run's own files first, so it costs the same at any size."""
-        base = slug(name)
-        latest, key, n = None, base, 1
+    def runs_named(self, name: str) -> list[RunRecord]:
+        """Saved runs called ``name``, oldest first, found by probing their keys (``<slug>``,
+        ``<slug>-2``, ...): the cost does not grow with the experiment."""
+        base, found, n = slug(name), [], 1
+        key = base
         while self.run_path(key).exists():
             record = self.load_run(key)
             if record is not None and record.run_name == name:
-                latest = record
+                found.append(record)
             n += 1
             key = f"{base}-{n}"
-        if latest is None:
-            latest = self.load_run(name) if self.run_path(name).exists() and slug(name) == name else None
-        if latest is None:
-            known = ", ".join(sorted({r.run_name for r in self.load_runs()})) or "none"
+        return found
+
+    def create_exclusive(self, run_key: str) -> bool:
+        """Create the run's (empty) state file if nobody has; False if it exists already."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            os.close(os.open(self.run_path(run_key), flags, 0o644))
+        except FileExistsError:
+            return False
+        return True
+
+    def find_run(self, name: str) -> RunRecord:
+        """The run called ``name`` (or whose state file is ``name``); the latest if the name was
+        reused."""
+        named = self.runs_named(name)
+        if named:
+            return named[-1]
+        runs = self.load_runs()
+        matches = [r for r in runs if r.run_name == name] or [r for r in runs if r.run_id == name]
+        if not matches:
+            known = ", ".join(sorted({r.run_name for r in runs})) or "none"
             raise StoreError(f"experiment {self.experiment!r} has no run {name!r}; its runs: {known}")
-        return latest
+        return matches[-1]
 
 
     def load_run(self, run_key: str) -> RunRecord | None:
-        data = read_json(self.run_path(run_key))
-        return RunRecord.from_dict(data) if data is not None else None
+        return self._read_run(self.run_path(run_key))
+
+    @staticmethod
+    def _read_run(path: Path) -> RunRecord | None:
+        """A run's record; ``None``, with a warning, for a file that cannot be one (an empty file
+        is a run being claimed this instant, and is skipped silently)."""
+        try:
+            if path.stat().st_size == 0:
+                return None
+        except OSError:
+            return None
+        data = read_json(path)
+        if data is None:
+            logger.warning("trl-reporter: skipping unreadable run state %s", path)
+            return None
+        try:
+            return RunRecord.from_dict(data)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            logger.warning("trl-reporter: skipping run state %s: %s", path, exc)
+            return None
 
     def save_run(self, record: RunRecord) -> None:
         """Durably save one run's state (no lock needed: each run file has a single writer).
@@ -237,7 +268,9 @@ class ExperimentStore:
 
     def clean_debris(self) -> int:
         """Remove temporary files left by writers that were killed mid-write."""
-        return sum(_fs.clean_temp_files(d) for d in (self.root, self.state_dir, self.runs_dir))
+        directories = [self.root, self.state_dir, self.runs_dir, self.evals_dir]
+        directories += [d for d in self.evals_dir.glob("*") if d.is_dir()]
+        return sum(_fs.clean_temp_files(d) for d in directories)
 
 
 def _dumps(data: object) -> str:
@@ -251,6 +284,19 @@ def read_json(path: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def _evaluation_from(row: object) -> Evaluation | None:
+    """An evaluation from its saved form, or ``None`` if the row is not one."""
+    if not isinstance(row, dict):
+        return None
+    try:
+        evaluation = Evaluation(**{k: v for k, v in row.items() if k in _EVALUATION_FIELDS})
+    except TypeError:
+        return None
+    if not isinstance(evaluation.benchmark, str) or not isinstance(evaluation.score, (int, float, str)):
+        return None
+    return evaluation
 
 
 def experiments(root: Path) -> list[ExperimentStore]:
@@ -276,23 +322,25 @@ def find_experiment(root: Path, name: str) -> ExperimentStore:
     raise StoreError(f"no experiment {name!r} in {str(root)!r}; experiments there: {listed}")
 
 
-def claim_key(store: ExperimentStore, run_name: str, *, resuming: bool) -> tuple[str, RunRecord | None]:
-    """Choose the state file of a starting run.
+def claim_run(
+    store: ExperimentStore, run_name: str, *, resuming: bool, generated: bool
+) -> tuple[str, str, RunRecord | None]:
+    """Claim the state file of a starting run: ``(key, run name, resumed record or None)``.
 
-    Returns the key and, when the run resumes a saved run of the same name, that run's record
-    (the latest one, if the name was used more than once). A new run whose name is already taken
-    gets a numbered key; the title's timestamp tells the two apart. Call it under the experiment
-    lock so that two processes cannot claim the same key.
+    A run that resumes continues the latest saved run of its name. Any other run claims the first
+    free key by creating its file exclusively (``O_EXCL``), which no two processes can both do, so
+    concurrent starts never share a run, with or without the lock. A taken name gets a numbered
+    key; a name trl-reporter made up (``run-<unix seconds>``) gets the number in the name too.
     """
-    base = slug(run_name)
-    latest: tuple[str, RunRecord] | None = None
-    key, n = base, 1
-    while store.run_path(key).exists():
-        record = store.load_run(key)
-        if record is not None and record.run_name == run_name:
-            latest = (key, record)
+    if resuming:
+        named = store.runs_named(run_name)
+        if named:
+            return named[-1].run_id, run_name, named[-1]
+    store.runs_dir.mkdir(parents=True, exist_ok=True)
+    base, n = slug(run_name), 1
+    while True:
+        name = run_name if n == 1 or not generated else f"{run_name}-{n}"
+        key = base if n == 1 else (slug(name) if generated else f"{base}-{n}")
+        if store.create_exclusive(key):
+            return key, name, None
         n += 1
-        key = f"{base}-{n}"
-    if resuming and latest is not None:
-        return latest
-    return key, None

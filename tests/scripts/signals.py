@@ -5,7 +5,8 @@ parent's signal arrives while training runs. Modes:
 
 - ``default``: SIGTERM/SIGINT dispositions as Python sets them;
 - ``previous``: a Python SIGTERM handler installed before training appends to $MARKER and exits 7;
-- ``ignore``: SIGTERM is ignored (SIG_IGN) before training starts.
+- ``ignore``: SIGTERM is ignored (SIG_IGN) before training starts;
+- ``graceful``: a Python SIGTERM handler that only notes the signal and returns.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def main() -> None:
         signal.signal(signal.SIGTERM, handler)
     elif mode == "ignore":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    elif mode == "graceful":
+        signal.signal(signal.SIGTERM, lambda signum, frame: print("NOTED", flush=True))
     steps = int(os.environ.get("STEPS", "12"))
     train(model, [ReportCallback(), Announce()], run_name=f"signal-{mode}", max_steps=steps)
     print("TRAINING RETURNED", flush=True)
