@@ -121,6 +121,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--pairs", type=int, default=9)
+    parser.add_argument("--without-trackio-pairs", action="store_true", help="skip the with-Trackio comparison")
     options = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
@@ -128,7 +129,8 @@ def main() -> None:
     one_run(model_dir, work / "warmup", 50, reporter=True, trackio=False)  # warm caches and lazy imports
 
     print(f"overhead: {options.steps} steps of the tiny model, {options.pairs} interleaved pairs (ABBA order)")
-    for label, trackio in (("reporter alone", False), ("with Trackio on both sides", True)):
+    configs = [("reporter alone", False)] + ([] if options.without_trackio_pairs else [("with Trackio on both sides", True)])
+    for label, trackio in configs:
         ratios, offs, ons = [], [], []
         for i in range(options.pairs):
             # Alternate which side goes first, so that drift of the machine cancels out.
