@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from helpers import build_model_once, train
+from helpers import train
 from transformers import TrainerCallback
 
 from trl_reporter import ReportCallback
