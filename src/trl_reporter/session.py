@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-
 from . import detect, liveness, naming, params
 from ._guard import Guard
 from .endings import ProcessHooks
