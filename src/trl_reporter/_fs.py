@@ -48,7 +48,9 @@ def atomic_write(path: Path, data: str) -> None:
     fd = os.open(tmp, flags, 0o644)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8"))
+            # Lone surrogates (undecodable file names) cannot be UTF-8: keep them as \udcff escapes
+            # rather than lose the whole write.
+            fh.write(data.encode("utf-8", "backslashreplace"))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

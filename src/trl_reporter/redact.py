@@ -15,11 +15,16 @@ REDACTED = "***"
 
 # Hugging Face user tokens are "hf_" + 34 letters and digits, organisation API tokens "api_org_" +
 # 34. Requiring 30 keeps identifiers such as hf_transfer, hf_argparser or a run named hf_baseline.
-_TOKEN_RE = re.compile(r"\b(?:hf|api_org)_[A-Za-z0-9]{30,}\b")
+# No word boundary on either side: "_" is a word character, so "\b" let "eval_hf_…" and "hf_…_v2"
+# through; a token glued to anything is still a token.
+_TOKEN_RE = re.compile(r"(?:hf|api_org)_[A-Za-z0-9]{30,}")
 # scheme://user:password@host -> scheme://user:***@host. The password runs to the last "@" before
 # any white space, so sloppy URLs with "@" or "/" in the password are hidden whole (the price: a
-# rare "host:port/path@x" URL loses its port and path too).
-_URL_PASSWORD_RE = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)(?P<pw>\S+)(?=@[^\s@]*)")
+# rare "host:port/path@x" URL loses its port and path too). The scheme may follow anything that
+# cannot be part of a scheme ("eval_https://…" included).
+_URL_PASSWORD_RE = re.compile(
+    r"(?P<head>(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)(?P<pw>\S+)(?=@[^\s@]*)"
+)
 # Field names whose values are secrets whatever they look like.
 _SECRET_NAME_RE = re.compile(r"(^|_)(hub_token|token|password|passwd|secret|api_key|apikey)$", re.IGNORECASE)
 # Field names ending in "_token" that name a vocabulary token, not a credential.
@@ -36,6 +41,15 @@ def scrub_text(text: str) -> str:
     return _URL_PASSWORD_RE.sub(lambda m: m.group("head") + REDACTED, text)
 
 
+def clean_text(text: str) -> str:
+    """``text`` made safe to keep: secrets redacted, and lone surrogates (what Python makes of bytes
+    that are not UTF-8, such as a file name from another system) turned into ``\\udcff``
+    escapes, so that every file it reaches can be written as UTF-8 and read back unchanged."""
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return scrub_text(text)
+
+
 def is_secret_field(name: str) -> bool:
     """True for argument names that hold credentials (``hub_token``), false for ``pad_token``."""
     lowered = name.lower()
@@ -45,11 +59,12 @@ def is_secret_field(name: str) -> bool:
 
 
 def scrub(value: Any) -> Any:
-    """Scrub every string inside a JSON-like value (dicts, lists, strings, numbers)."""
+    """Clean every string inside a JSON-like value (dicts, lists, strings, numbers) with
+    :func:`clean_text`."""
     if isinstance(value, str):
-        return scrub_text(value)
+        return clean_text(value)
     if isinstance(value, dict):
-        return {scrub_text(str(k)): (REDACTED if is_secret_field(str(k)) and v else scrub(v)) for k, v in value.items()}
+        return {clean_text(str(k)): (REDACTED if is_secret_field(str(k)) and v else scrub(v)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [scrub(v) for v in value]
     return value
