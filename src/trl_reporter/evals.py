@@ -87,9 +87,9 @@ def add_evaluations(
     store = find_experiment(naming.report_dir(report_dir, environ), experiment)
     record = store.find_run(run)
     added = add_to_run(store, record, rows, job_link=job_link, model_link=model_link, source=source, environ=environ)
-    from .render import renderer_for
+    from .render import chosen_template, renderer
 
-    store.render(renderer_for(store), timeout=LOCK_TIMEOUT)
+    store.render(renderer(chosen_template(environ=environ)), timeout=LOCK_TIMEOUT)
     return added
 
 
@@ -154,6 +154,8 @@ def read_results(path: str | os.PathLike[str]) -> tuple[str, list[Score]]:
         raise EvaluationError(f"cannot read {os.fspath(path)!r}: {exc.strerror or exc}") from None
     except ValueError as exc:
         raise EvaluationError(f"{os.fspath(path)!r} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise EvaluationError(f"{os.fspath(path)!r} is nested too deeply to be a results file") from None
     if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
         raise EvaluationError(
             f"{os.fspath(path)!r} is not an lm-evaluation-harness or lighteval results file (no \"results\" object)"
@@ -173,9 +175,15 @@ def read_results(path: str | os.PathLike[str]) -> tuple[str, list[Score]]:
 
 
 def _number(value: Any) -> float | None:
+    """A finite score, ``None`` for what is not a number; a number no float can hold (a
+    400-digit integer) is an :class:`EvaluationError`, not a silent infinity."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value) if math.isfinite(value) else None
+    try:
+        number = float(value)
+    except OverflowError:
+        raise EvaluationError(f"a score of about {int(value.bit_length() * 0.30103)} digits is too large to be a number") from None
+    return number if math.isfinite(number) else None
 
 
 _LM_EVAL_SKIP = {"alias", "name", "sample_len", "sample_count", "samples"}

@@ -5,12 +5,21 @@ Layout inside the report directory::
     <slug>.md                              the report (a view, always rebuilt from the state)
     .trl-reporter/<slug>/experiment.json   the experiment's real name
     .trl-reporter/<slug>/runs/<run>.json   one file per run, written only by that run's process
+    .trl-reporter/<slug>/evals/<run>/*.json   evaluations added from outside the training
     .trl-reporter/<slug>/.lock             serialises rendering between processes (not committed)
+    .trl-reporter/<slug>/.generation       one byte appended per saved change (not committed)
+    .trl-reporter/<slug>/.rendered         what the markdown was last rendered from (not committed)
 
 One file per run means concurrent writers never overwrite each other's runs, and two git branches
 that each add a run merge without conflicts. The lock is only needed to render, and is always
-taken with a timeout: if it is not had in time, the run's own state is still saved and the next
-writer brings the markdown up to date.
+taken with a timeout: if it is not had in time, the run's own state is still saved, and whoever
+renders next (a writer, or any ``trl-report`` command) sees that the markdown is behind and
+brings it up to date.
+
+Every file here may come from a stranger (a commit, a merge, a pull): each is validated on load,
+and a file that fails is skipped with a warning that names it. Every path component read from a
+file must pass :func:`naming.is_safe_key`, the check that names typed by users pass, so nothing
+read can point outside the report directory.
 """
 
 from __future__ import annotations
@@ -23,19 +32,30 @@ import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import filelock
 
 from . import _fs
-from .naming import slug
-from .records import SCHEMA_VERSION, Evaluation, RunRecord, json_safe
-from .redact import scrub
+from .naming import is_safe_key, slug
+from .records import SCHEMA_VERSION, Evaluation, RecordError, RunRecord, json_safe
+from .redact import clean_text, scrub
 
 logger = logging.getLogger(__name__)
 
 STATE_DIR = ".trl-reporter"
-_EVALUATION_FIELDS = {f.name for f in dataclasses.fields(Evaluation)}
-_GITIGNORE = "*.lock\n.*.tmp\n"
+_GITIGNORE = "*.lock\n.*.tmp\n.generation\n.rendered\n"
+# A render that finds the state changed under it renders again, this many times at most.
+_RENDER_ATTEMPTS = 3
+# Warn once per process about each bad file (the CLI loads an experiment more than once).
+_warned: set[tuple[str, str]] = set()
+
+
+def _warn_skip(path: Path, why: str) -> None:
+    key = (str(path), why)
+    if key not in _warned:
+        _warned.add(key)
+        logger.warning("trl-reporter: skipping %s: %s", clean_text(str(path)), clean_text(why))
 
 
 class StoreError(RuntimeError):
@@ -81,7 +101,7 @@ class ExperimentStore:
                 if create:
                     meta.parent.mkdir(parents=True, exist_ok=True)
                     self._write_gitignore()
-                    _fs.atomic_write(meta, _dumps({"schema": SCHEMA_VERSION, "name": self.experiment}))
+                    _fs.atomic_write(meta, _dumps(scrub({"schema": SCHEMA_VERSION, "name": self.experiment})))
                 return candidate
             if owner.get("name") == self.experiment:
                 return candidate
@@ -99,27 +119,27 @@ class ExperimentStore:
     def meta_path(self) -> Path:
         return self.state_dir / "experiment.json"
 
-    @property
-    def template(self) -> str | None:
-        """The user template this experiment is rendered with, if one was given."""
-        template = (read_json(self.meta_path) or {}).get("template")
-        return template if isinstance(template, str) else None
-
-    def remember_template(self, template: str | None) -> None:
-        """Record the template, so that the CLI and other writers render with it too."""
-        if template != self.template:
-            meta = {"schema": SCHEMA_VERSION, "name": self.experiment}
-            if template:
-                meta["template"] = template
-            _fs.atomic_write(self.meta_path, _dumps(meta))
-
     def _write_gitignore(self) -> None:
         ignore = self.root / STATE_DIR / ".gitignore"
-        if not ignore.exists():
+        try:
+            current = ignore.read_text(encoding="utf-8")
+        except OSError:
+            current = None
+        if current != _GITIGNORE:
             _fs.atomic_write(ignore, _GITIGNORE)
 
     def run_path(self, run_key: str) -> Path:
+        if not is_safe_key(run_key):
+            raise StoreError(f"{run_key!r} is not a safe run key")
         return self.runs_dir / f"{run_key}.json"
+
+    @property
+    def generation_path(self) -> Path:
+        return self.state_dir / ".generation"
+
+    @property
+    def rendered_path(self) -> Path:
+        return self.state_dir / ".rendered"
 
     @property
     def evals_dir(self) -> Path:
@@ -128,7 +148,7 @@ class ExperimentStore:
     # -- runs ------------------------------------------------------------------------------------
 
     def load_runs(self) -> list[RunRecord]:
-        """Every saved run, oldest first. Unreadable files are skipped with a warning."""
+        """Every saved run, oldest first. Files that fail validation are skipped with a warning."""
         runs: list[RunRecord] = []
         try:
             paths = sorted(self.runs_dir.glob("*.json"))
@@ -145,24 +165,28 @@ class ExperimentStore:
     def _attach_evaluations(self, runs: list[RunRecord]) -> None:
         """Add the evaluations stored beside each run (API, CLI, imported results)."""
         by_key = {r.run_id: r for r in runs}
-        batches: list[tuple[str, RunRecord, list[dict]]] = []
+        batches: list[tuple[str, RunRecord, Path, list[object]]] = []
         for path in self.evals_dir.glob("*/*.json"):
             run = by_key.get(path.parent.name)
-            data = read_json(path) if run is not None else None
-            if run is None or data is None or not isinstance(data.get("evaluations"), list):
+            if run is None:
                 continue
-            batches.append((path.name, run, data["evaluations"]))
-        for name, run, rows in sorted(batches, key=lambda b: b[0]):
+            data = read_json(path)
+            if not is_safe_key(path.stem) or data is None or not isinstance(data.get("evaluations"), list):
+                _warn_skip(path, "not an evaluations file trl-reporter can read")
+                continue
+            batches.append((path.name, run, path, data["evaluations"]))
+        for _, run, path, rows in sorted(batches, key=lambda b: b[0]):
             for row in rows:
-                evaluation = _evaluation_from(row)
-                if evaluation is None:
-                    logger.warning("trl-reporter: skipping an unreadable evaluation in %s", name)
-                else:
-                    run.evaluations.append(evaluation)
+                try:
+                    run.evaluations.append(Evaluation.from_dict(row))
+                except RecordError as exc:
+                    _warn_skip(path, f"an evaluation in it: {exc}")
 
     def add_evaluations(self, run_key: str, evaluations: list[Evaluation]) -> None:
         """Save evaluations of a run as one new file: no read-modify-write, so concurrent adds
         lose nothing, and git branches that each add scores merge without conflicts."""
+        if not is_safe_key(run_key):
+            raise StoreError(f"{run_key!r} is not a safe run key")
         directory = self.evals_dir / run_key
         self._refuse_symlinks(self.evals_dir, directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -172,7 +196,11 @@ class ExperimentStore:
         # Names sort by time, so evaluations keep the order they were added in.
         name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(3)}.json"
         rows = [json_safe(dataclasses.asdict(e)) for e in evaluations]
-        _fs.atomic_write(directory / name, _dumps(scrub({"schema": SCHEMA_VERSION, "evaluations": rows})))
+        text = _dumps(scrub({"schema": SCHEMA_VERSION, "evaluations": rows}))
+        for row in json.loads(text)["evaluations"]:
+            Evaluation.from_dict(row)  # never save what would not load back
+        _fs.atomic_write(directory / name, text)
+        self._bump_generation()
 
     def runs_named(self, name: str) -> list[RunRecord]:
         """Saved runs called ``name``, oldest first, found by probing their keys (``<slug>``,
@@ -215,8 +243,8 @@ class ExperimentStore:
 
     @staticmethod
     def _read_run(path: Path) -> RunRecord | None:
-        """A run's record; ``None``, with a warning, for a file that cannot be one (an empty file
-        is a run being claimed this instant, and is skipped silently)."""
+        """A run's record; ``None``, with a warning naming the file, for a file that cannot be one
+        (an empty file is a run being claimed this instant, and is skipped silently)."""
         try:
             if path.stat().st_size == 0:
                 return None
@@ -224,47 +252,118 @@ class ExperimentStore:
             return None
         data = read_json(path)
         if data is None:
-            logger.warning("trl-reporter: skipping unreadable run state %s", path)
+            _warn_skip(path, "not a JSON object")
             return None
+        skipped: list[str] = []
         try:
-            return RunRecord.from_dict(data)
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:
-            logger.warning("trl-reporter: skipping run state %s: %s", path, exc)
+            record = RunRecord.from_dict(data, skipped)
+        except RecordError as exc:
+            _warn_skip(path, str(exc))
             return None
+        for why in skipped:
+            _warn_skip(path, f"an evaluation in it: {why}")
+        # The key names the file; a run_id that differs (or climbs out with "../") is not this file's.
+        if record.run_id != path.stem or not is_safe_key(record.run_id):
+            _warn_skip(path, f"its run_id {record.run_id[:80]!r} does not match the file name")
+            return None
+        return record
 
     def save_run(self, record: RunRecord) -> None:
         """Durably save one run's state (no lock needed: each run file has a single writer).
 
         Only the trainer's own evaluations belong to the run file; the others live beside it.
+        What is saved is first read back the way a stranger's file would be: a value that would
+        not load is never written.
         """
+        path = self.run_path(record.run_id)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         data = record.to_dict()
         data["evaluations"] = [e for e in data["evaluations"] if e.get("source") == "trainer"]
-        _fs.atomic_write(self.run_path(record.run_id), _dumps(scrub(data)))
+        text = _dumps(scrub(data))
+        try:
+            RunRecord.from_dict(json.loads(text))
+        except RecordError as exc:
+            raise StoreError(f"run {record.run_name!r} would not load back ({exc}); not saved") from exc
+        _fs.atomic_write(path, text)
+        self._bump_generation()
 
-    # -- report ----------------------------------------------------------------------------------
+    def _bump_generation(self) -> None:
+        """Count a saved change: one appended byte, atomic with ``O_APPEND``, no lock needed."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(self.generation_path, flags, 0o644)
+        try:
+            os.write(fd, b".")
+        finally:
+            os.close(fd)
+
+    # -- report ---------------------------------------------------------------------------------
 
     def render(self, renderer: Callable[[str, list[RunRecord]], str], *, timeout: float) -> bool:
         """Re-render the markdown from the saved state under the lock.
 
+        A change saved while rendering (by another process, or by a signal handler of this one)
+        makes it render again, so the markdown never ends behind what was saved before it was
+        written. The lock is re-entrant within this process: a signal handler that interrupts a
+        render of the same experiment renders at once instead of waiting on its own process.
+
         Returns False when the lock was not had within ``timeout`` seconds; the report is then
-        left for the next writer.
+        left behind its state, for the next writer or ``trl-report`` command to bring up to date.
         """
         try:
             with self.lock(timeout):
-                self.render_locked(renderer)
+                for _ in range(_RENDER_ATTEMPTS):
+                    before = self._state_stamp()
+                    self.render_locked(renderer)
+                    after = self._state_stamp()
+                    if after == before:
+                        break
+                self._write_rendered(after)
         except filelock.Timeout:
             return False
         return True
 
     def render_locked(self, renderer: Callable[[str, list[RunRecord]], str]) -> None:
-        """Re-render the markdown; the caller holds :meth:`lock`."""
+        """Re-render the markdown once; the caller holds :meth:`lock`."""
         _fs.atomic_write(self.report_path, renderer(self.experiment, self.load_runs()))
 
-    def lock(self, timeout: float) -> filelock.BaseFileLock:
-        """The experiment's inter-process lock; raises ``filelock.Timeout`` after ``timeout`` s."""
+    def is_behind(self) -> bool:
+        """Whether the markdown may lack something that was saved, or was changed by hand or by a
+        merge, since it was last rendered. Costs a few ``stat`` calls, not a load."""
+        marker = read_json(self.rendered_path)
+        return marker is None or marker != self._rendered_marker(self._state_stamp())
+
+    def catch_up(self, renderer: Callable[[str, list[RunRecord]], str], *, timeout: float) -> bool:
+        """Render if the markdown is behind its state; True if it is up to date afterwards."""
+        return not self.is_behind() or self.render(renderer, timeout=timeout)
+
+    def _state_stamp(self) -> list[object]:
+        """What identifies the saved state: the count of changes saved here, and the modification
+        times of the folders whose entries every atomic write (and every git checkout) replaces."""
+        try:
+            generation = self.generation_path.stat().st_size
+        except OSError:
+            generation = 0
+        stamp: list[object] = [generation]
+        for directory in (self.runs_dir, self.evals_dir):
+            stamp.append(_mtime(directory))
+        try:
+            with os.scandir(self.evals_dir) as entries:
+                stamp.extend(sorted((e.name, e.stat().st_mtime_ns) for e in entries if e.is_dir(follow_symlinks=False)))
+        except OSError:
+            pass
+        return stamp
+
+    def _rendered_marker(self, state: list[object]) -> dict[str, object]:
+        return {"state": json.loads(json.dumps(state)), "report": _mtime(self.report_path, size=True)}
+
+    def _write_rendered(self, state: list[object]) -> None:
+        _fs.atomic_write(self.rendered_path, _dumps(self._rendered_marker(state)))
+
+    def lock(self, timeout: float) -> filelock.AcquireReturnProxy:
+        """The experiment's inter-process lock, re-entrant within a thread of this process;
+        raises ``filelock.Timeout`` after ``timeout`` seconds."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        return filelock.FileLock(self.lock_path, timeout=timeout)
+        return filelock.FileLock(self.lock_path, is_singleton=True).acquire(timeout=timeout)
 
     def clean_debris(self) -> int:
         """Remove temporary files left by writers that were killed mid-write."""
@@ -277,26 +376,23 @@ def _dumps(data: object) -> str:
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def read_json(path: Path) -> dict | None:
+def _mtime(path: Path, *, size: bool = False) -> list[int] | int:
+    try:
+        st = path.stat()
+    except OSError:
+        return [0, -1] if size else 0
+    return [st.st_mtime_ns, st.st_size] if size else st.st_mtime_ns
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from ``path``; ``None`` for anything else (missing, not JSON, not an object,
+    nested too deeply to parse)."""
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def _evaluation_from(row: object) -> Evaluation | None:
-    """An evaluation from its saved form, or ``None`` if the row is not one."""
-    if not isinstance(row, dict):
-        return None
-    try:
-        evaluation = Evaluation(**{k: v for k, v in row.items() if k in _EVALUATION_FIELDS})
-    except TypeError:
-        return None
-    if not isinstance(evaluation.benchmark, str) or not isinstance(evaluation.score, (int, float, str)):
-        return None
-    return evaluation
 
 
 def experiments(root: Path) -> list[ExperimentStore]:
@@ -304,10 +400,12 @@ def experiments(root: Path) -> list[ExperimentStore]:
     found = []
     for meta in sorted((root / STATE_DIR).glob("*/experiment.json")):
         name = (read_json(meta) or {}).get("name")
-        if isinstance(name, str):
-            store = ExperimentStore(root, name, create=False)
-            if store.slug == meta.parent.name:
-                found.append(store)
+        if not isinstance(name, str) or not name or len(name) > 10_000:
+            _warn_skip(meta, "it holds no experiment name")
+            continue
+        store = ExperimentStore(root, name, create=False)
+        if store.slug == meta.parent.name:
+            found.append(store)
     return sorted(found, key=lambda s: s.experiment)
 
 
