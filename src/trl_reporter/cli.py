@@ -7,10 +7,12 @@
     trl-report reconcile
     trl-report render [EXPERIMENT]
 
-Works on ``training_reports/`` at the project root, or ``--report-dir``. Data goes to stdout,
-diagnostics to stderr. Every command first checks its input (nothing is written for bad input),
-then marks runs of this host whose process vanished as Failure, as the callback does at start.
-Starting it imports neither torch nor transformers.
+Works on ``training_reports/`` at the project root, or ``--report-dir``, and renders with the
+packaged template, or the one named by ``--template`` or ``$TRL_REPORTER_TEMPLATE`` (never one
+named by saved state). Data goes to stdout, diagnostics to stderr. Every command first checks its
+input (nothing is written for bad input), then marks runs of this host whose process vanished as
+Failure, as the callback does at start, and brings every report it reads that is behind its
+saved state up to date. Starting it imports neither torch nor transformers.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from . import __version__, naming
 from .evals import EvaluationError, Score, add_to_run, check_link, read_results, validate
 from .liveness import reconcile, stale
 from .records import RunRecord, Status
-from .render import TemplateError, duration, renderer_for, score, timestamp
-from .store import StoreError, experiments, find_experiment
+from .render import TemplateError, chosen_template, duration, renderer, score, timestamp
+from .store import ExperimentStore, StoreError, experiments, find_experiment
 
 LOCK_TIMEOUT = 10.0
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -46,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--report-dir", default=argparse.SUPPRESS, metavar="DIR",
         help="the reports folder (default: $TRL_REPORTER_DIR, else training_reports/ at the project root)",
+    )
+    common.add_argument(
+        "--template", default=argparse.SUPPRESS, metavar="FILE",
+        help="render with this jinja2 template (default: $TRL_REPORTER_TEMPLATE, else the packaged one)",
     )
     parser = _Parser(prog="trl-report", description="Read and tend trl-reporter training reports.", parents=[common])
     parser.add_argument("--version", action="version", version=f"trl-report {__version__}")
@@ -82,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     root = naming.report_dir(getattr(args, "report_dir", None))
     try:
+        args.render = renderer(chosen_template(getattr(args, "template", None)), now=time.time())
         return _COMMANDS[args.command](args, root)
     except (StoreError, EvaluationError, TemplateError) as exc:
         print(f"trl-report: error: {_plain(exc)}", file=sys.stderr)
@@ -99,16 +106,28 @@ def _plain(text: object) -> str:
     return _CONTROL_RE.sub("?", str(text))
 
 
-def _reconcile(root: Path) -> None:
-    for run in reconcile(root, lock_timeout=LOCK_TIMEOUT, now=time.time()):
+def _reconcile(args: argparse.Namespace, root: Path) -> list[RunRecord]:
+    changed = reconcile(root, args.render, lock_timeout=LOCK_TIMEOUT)
+    for run in changed:
         reason = run.failure.reason if run.failure else ""
         print(f"trl-report: run {_plain(run.run_name)!r} of {_plain(run.experiment)!r}: marked Failure, {reason}",
               file=sys.stderr)
+    return changed
+
+
+def _catch_up(args: argparse.Namespace, stores: Sequence[ExperimentStore]) -> None:
+    """Re-render each report that is behind its saved state (a render that lost the race for the
+    lock, a signal that came too early, a merge)."""
+    for store in stores:
+        if not store.catch_up(args.render, timeout=LOCK_TIMEOUT):
+            print(f"trl-report: the report of {_plain(store.experiment)!r} is behind its state and locked by another "
+                  "writer; try again", file=sys.stderr)
 
 
 def _list(args: argparse.Namespace, root: Path) -> int:
-    _reconcile(root)
+    _reconcile(args, root)
     stores = experiments(root)
+    _catch_up(args, stores)
     if not stores:
         print(f"trl-report: no experiments in {root}", file=sys.stderr)
         return 0
@@ -145,7 +164,8 @@ def _run_summary(run: RunRecord, now: float) -> dict[str, Any]:
 
 def _show(args: argparse.Namespace, root: Path) -> int:
     store = find_experiment(root, args.experiment)
-    _reconcile(root)
+    _reconcile(args, root)
+    _catch_up(args, [store])
     now = time.time()
     runs = [_run_summary(r, now) for r in store.load_runs()]
     if args.json:
@@ -175,9 +195,9 @@ def _add_scores(args: argparse.Namespace, root: Path, scores: list[Score], sourc
     model_link = check_link(args.model_link, "model link")
     store = find_experiment(root, args.experiment)
     record = store.find_run(args.run)
-    _reconcile(root)
+    _reconcile(args, root)
     added = add_to_run(store, record, rows, job_link=job_link, model_link=model_link, source=source)
-    store.render(renderer_for(store, now=time.time()), timeout=LOCK_TIMEOUT)
+    store.render(args.render, timeout=LOCK_TIMEOUT)
     for ev in added:
         print(f"{_plain(record.run_name)}\t{_plain(ev.benchmark)}\t{score(ev.score)}")
     return 0
@@ -195,7 +215,8 @@ def _import_eval(args: argparse.Namespace, root: Path) -> int:
 
 
 def _reconcile_command(args: argparse.Namespace, root: Path) -> int:
-    changed = reconcile(root, lock_timeout=LOCK_TIMEOUT, now=time.time())
+    changed = reconcile(root, args.render, lock_timeout=LOCK_TIMEOUT)
+    _catch_up(args, experiments(root))
     for run in changed:
         print(f"{_plain(run.experiment)}\t{_plain(run.run_name)}\tFailure\t{run.failure.reason if run.failure else ''}")
     print(f"trl-report: {len(changed)} run(s) marked Failure", file=sys.stderr)
@@ -204,9 +225,9 @@ def _reconcile_command(args: argparse.Namespace, root: Path) -> int:
 
 def _render(args: argparse.Namespace, root: Path) -> int:
     stores = [find_experiment(root, args.experiment)] if args.experiment else experiments(root)
-    _reconcile(root)
+    _reconcile(args, root)
     for store in stores:
-        if not store.render(renderer_for(store, now=time.time()), timeout=LOCK_TIMEOUT):
+        if not store.render(args.render, timeout=LOCK_TIMEOUT):
             raise StoreError(f"the report of {store.experiment!r} is locked by another writer; try again")
         print(store.report_path)
     return 0

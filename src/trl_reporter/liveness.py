@@ -9,7 +9,7 @@ a run that has not written one for :data:`STALE_AFTER` seconds is shown as stale
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 from . import detect
@@ -38,19 +38,16 @@ def process_started(pid: int) -> float | None:
 def vanished(run: RunRecord, host: str, host_id: str | None = None) -> bool:
     """An unfinished run of this host whose process is gone (or whose pid now belongs to another).
 
-    ``host_id`` (hostname/boot id/PID namespace) sharpens the answer: a run from an earlier boot
-    of this machine is gone whatever its pid; a run from another PID namespace (a container that
-    shares the hostname) cannot be judged from here.
+    ``host_id`` (hostname/boot id/PID namespace) sharpens the answer: a run recorded under another
+    boot id or another PID namespace is not "this machine now". It may be an earlier boot of this
+    machine, or another machine with the same host name on a shared filesystem, or a container
+    that shares the host name; its pid means nothing here, so it is left to the heartbeat rule
+    (:func:`stale`).
     """
     if run.status.is_final or run.host != host or run.pid is None:
         return False
-    if host_id and run.host_id:
-        run_boot, run_ns = run.host_id.split("/")[-2:]
-        boot, ns = host_id.split("/")[-2:]
-        if run_boot != boot and "?" not in (run_boot, boot):
-            return True
-        if run_ns != ns:
-            return False
+    if host_id and run.host_id and run.host_id.split("/")[-2:] != host_id.split("/")[-2:]:
+        return False
     started = process_started(run.pid)
     if started is None:
         return True
@@ -68,12 +65,16 @@ def stale(run: RunRecord, now: float) -> bool:
     return not run.status.is_final and now - last_sign_of_life(run) > STALE_AFTER
 
 
-def reconcile(root: Path, *, lock_timeout: float, now: float | None = None) -> list[RunRecord]:
-    """Mark every vanished run of this host under ``root`` as Failure, and re-render its report.
+def reconcile(
+    root: Path, render: Callable[[str, list[RunRecord]], str], *, lock_timeout: float
+) -> list[RunRecord]:
+    """Mark every vanished run of this host under ``root`` as Failure, and re-render its report
+    with ``render``.
 
     Returns the runs it changed. Runs of other hosts are left alone (a dead pid here says nothing
     about a process there). A run's file is read again *after* its process is known to be dead,
-    so a run that wrote Success just before exiting keeps it.
+    so a run that wrote Success just before exiting keeps it. The failure is dated by the run's
+    last sign of life (its start, its last heartbeat), not by when it was found.
     """
     host, this_host = detect.host(), detect.host_id()
     changed: list[RunRecord] = []
@@ -86,13 +87,11 @@ def reconcile(root: Path, *, lock_timeout: float, now: float | None = None) -> l
             run = store.load_run(suspect.run_id)  # the process is gone: this read is its last word
             if run is None or run.status.is_final:
                 continue
-            run.fail(Failure(reason=VANISHED), at=max(time.time() if now is None else now, last_sign_of_life(run)))
+            run.fail(Failure(reason=VANISHED), at=last_sign_of_life(run))
             store.save_run(run)
             logger.info("trl-reporter: run %r of %r: %s", run.run_name, store.experiment, VANISHED)
             dead.append(run)
         if dead:
-            from .render import renderer_for  # rendering is only needed when something changed
-
-            store.render(renderer_for(store, now=now), timeout=lock_timeout)
+            store.render(render, timeout=lock_timeout)
             changed.extend(dead)
     return changed

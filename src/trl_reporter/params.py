@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import math
 from typing import Any
 
 from . import detect
@@ -37,7 +38,9 @@ def format_value(value: Any) -> str:
     if value is None:
         return "None"
     if isinstance(value, float):
-        return repr(value) if value != int(value) or abs(value) >= 1e16 else f"{value:.1f}"
+        if not math.isfinite(value) or value != int(value) or abs(value) >= 1e16:
+            return repr(value)
+        return f"{value:.1f}"
     if isinstance(value, (dict, list, tuple)):
         try:
             return json.dumps(value, default=str, sort_keys=True)

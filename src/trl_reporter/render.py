@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 import logging
 import math
+import os
 import re
 import shlex
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jinja2
+import jinja2.sandbox
 
 from . import liveness
 from . import markdown as md
@@ -27,16 +29,17 @@ from .detect import trackio_url
 from .records import Evaluation, RunRecord, Status
 
 if TYPE_CHECKING:
-    from .store import ExperimentStore
+    from collections.abc import Mapping
 
 logger = logging.getLogger(__name__)
 
 TEMPLATE_NAME = "report.md.j2"
+TEMPLATE_ENV = "TRL_REPORTER_TEMPLATE"
 _MAX_MESSAGE = 500
 
 
 class TemplateError(ValueError):
-    """A user template that cannot be loaded or rendered."""
+    """A user template that cannot be loaded or rendered, or that tried something unsafe."""
 
 
 # -- formatting ---------------------------------------------------------------------------------
@@ -98,7 +101,10 @@ def _loss(run: RunRecord) -> str:
         parts.append(f"Final training loss {score(run.final_loss)}")
     if run.mean_loss is not None:
         parts.append(f"mean over the run {score(run.mean_loss)}" if parts else f"Mean training loss {score(run.mean_loss)}")
-    return f" {', '.join(parts)}." if parts else ""
+    text = f" {', '.join(parts)}." if parts else ""
+    if run.final_loss is not None and not math.isfinite(run.final_loss):
+        text += " **The final training loss is not a finite number: training diverged.**"
+    return text
 
 
 def status_line(run: RunRecord, now: float | None = None) -> str:
@@ -332,7 +338,9 @@ def _environment(template_dir: str | None) -> jinja2.Environment:
         loader = jinja2.FunctionLoader(lambda name: default_template_text() if name == TEMPLATE_NAME else None)
     else:
         loader = jinja2.FileSystemLoader(template_dir, encoding="utf-8")
-    env = jinja2.Environment(
+    # A sandbox even for the user's own template: a template is data, and one copied from
+    # somewhere must not be able to reach Python (``cycler.__init__.__globals__.os``).
+    env = jinja2.sandbox.ImmutableSandboxedEnvironment(
         loader=loader,
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # markdown, escaped by the filters below
@@ -343,6 +351,15 @@ def _environment(template_dir: str | None) -> jinja2.Environment:
         inline=md.inline, cell=md.cell, code=md.code, attr=md.attr, code_block=md.code_block, link_to=_link_to
     )
     return env
+
+
+def chosen_template(
+    explicit: str | os.PathLike[str] | None = None, environ: Mapping[str, str] = os.environ
+) -> str | None:
+    """The template the person running this names: the argument, else ``$TRL_REPORTER_TEMPLATE``,
+    else ``None`` (the packaged one). Never a path read from saved state."""
+    chosen = explicit if explicit not in (None, "") else environ.get(TEMPLATE_ENV) or None
+    return str(Path(chosen).expanduser().resolve()) if chosen is not None else None
 
 
 def default_template_path() -> Path:
@@ -356,15 +373,6 @@ def default_template_path() -> Path:
 @functools.lru_cache(maxsize=1)
 def default_template_text() -> str:
     return default_template_path().read_text(encoding="utf-8")
-
-
-def renderer_for(store: ExperimentStore, *, now: float | None = None) -> Callable[[str, list[RunRecord]], str]:
-    """The renderer an experiment was set up with: its remembered template, else the default."""
-    template = store.template
-    if template and not Path(template).is_file():
-        logger.warning("trl-reporter: template %r of %r is gone; rendering with the default", template, store.experiment)
-        template = None
-    return renderer(template, now=now)
 
 
 def renderer(template: str | Path | None = None, *, now: float | None = None) -> Callable[[str, list[RunRecord]], str]:
@@ -387,6 +395,8 @@ def renderer(template: str | Path | None = None, *, now: float | None = None) ->
     def render(experiment: str, runs: list[RunRecord]) -> str:
         try:
             text = tmpl.render(**context(experiment, runs, now))
+        except jinja2.sandbox.SecurityError as exc:
+            raise TemplateError(f"report template tried something unsafe and was stopped: {exc}") from exc
         except jinja2.TemplateError as exc:
             raise TemplateError(f"report template failed to render: {exc}") from exc
         return text.rstrip("\n") + "\n"
