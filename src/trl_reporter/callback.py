@@ -8,13 +8,13 @@ reporter's own failures out of the training loop and lets only world rank 0 act.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
+from . import detect
 from ._guard import Guard, event
-from .render import renderer
+from .render import chosen_template, renderer
 from .session import RunSession, Settings
 
 
@@ -31,8 +31,12 @@ class ReportCallback(TrainerCallback):
         base_model: the base model's Hub id, when detection from the model is not right.
         dataset: the dataset's Hub id; otherwise it is guessed from the datasets cache.
         job_owner: the namespace of the HF Jobs logs URL (``$TRL_REPORTER_JOB_OWNER``).
-        template: path to a jinja2 template to render the report with instead of the default.
+        template: path to a jinja2 template to render the report with instead of the default
+            (``$TRL_REPORTER_TEMPLATE``). It renders in jinja2's sandbox, and is never remembered
+            in the saved state: other writers use their own argument or environment.
         trackio: start local Trackio logging when ``report_to`` does not include it (default on).
+            Trackio started this way stays on this machine: no Space, no sync on push, no model
+            card change. Only ``report_to="trackio"`` uploads, as transformers does.
     """
 
     def __init__(
@@ -53,22 +57,28 @@ class ReportCallback(TrainerCallback):
             dataset=dataset,
             job_owner=job_owner,
             trackio=trackio,
-            template=str(Path(template).expanduser().resolve()) if template is not None else None,
+            template=chosen_template(template),
         )
         # A bad template path is the user's mistake, made before training: say so now.
         self._render = renderer(self.settings.template)
         self._guard = Guard()
         self.session: RunSession | None = None
         self._trackio_callback: Any = None
+        # The environment variable that kept the reporter from starting Trackio itself, if any.
+        self._trackio_blocked_by: str | None = None
 
-    # -- Trackio, delegated to transformers' own integration --------------------------------
+    # -- Trackio, delegated to transformers' own integration, kept local --------------------------
 
     def _trackio(self, args: Any) -> Any:
-        """transformers' TrackioCallback, when Trackio is wanted and ``report_to`` lacks it."""
-        if self._trackio_callback is None and self.settings.trackio and "trackio" not in (args.report_to or []):
-            from transformers.integrations import TrackioCallback
+        """A local-only TrackioCallback, when Trackio is wanted and ``report_to`` lacks it.
 
-            self._trackio_callback = TrackioCallback()
+        The user did not choose Trackio here, so nothing may leave the machine: if the
+        environment would send trackio.init() to a Space or a server, it is not started at all.
+        """
+        if self._trackio_callback is None and self.settings.trackio and "trackio" not in (args.report_to or []):
+            self._trackio_blocked_by = detect.trackio_remote_variable()
+            if self._trackio_blocked_by is None:
+                self._trackio_callback = _local_trackio_callback()
         return self._trackio_callback
 
     def _delegate(self, name: str, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -95,6 +105,7 @@ class ReportCallback(TrainerCallback):
             state,
             kwargs.get("model"),
             getattr(loader, "dataset", None),
+            trackio_blocked_by=self._trackio_blocked_by,
         )
 
     @event
@@ -119,11 +130,39 @@ class ReportCallback(TrainerCallback):
         self._delegate("on_predict", args, state, control, metrics=metrics, **kwargs)
 
     @event
-    def on_push_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._delegate("on_push_begin", args, state, control, **kwargs)
-
-    @event
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.session is not None:
             self.session.end(state, args)
         self._delegate("on_train_end", args, state, control, **kwargs)
+
+
+class _WithoutRemoteTrackio:
+    """Training arguments as transformers' TrackioCallback reads them, minus every remote target."""
+
+    def __init__(self, args: Any) -> None:
+        self._args = args
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("trackio_space_id", "trackio_bucket_id"):
+            return None
+        return getattr(self._args, name)
+
+
+def _local_trackio_callback() -> Any:
+    """transformers' TrackioCallback, kept on this machine.
+
+    It logs exactly as transformers does, but ``trackio.init`` gets no Space or bucket, a push
+    never syncs (``on_push_begin`` would create a public static Space), and without a Space the
+    end of training neither freezes one nor tags the model card.
+    """
+    from transformers.integrations import TrackioCallback
+
+    class LocalTrackioCallback(TrackioCallback):  # type: ignore[misc]
+        def setup(self, args: Any, state: Any, model: Any, **kwargs: Any) -> None:
+            super().setup(_WithoutRemoteTrackio(args), state, model, **kwargs)
+            self._space_id = self._static_space_id = None
+
+        def on_push_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            return None
+
+    return LocalTrackioCallback()

@@ -140,6 +140,19 @@ def trackio_space_url(space_id: str) -> str:
     return f"https://{subdomain}.hf.space/"
 
 
+# Variables that make trackio.init() send data off this machine (a Space, a server, a bucket, a
+# dataset, a webhook), whatever the caller passes.
+TRACKIO_REMOTE_VARIABLES = (
+    "TRACKIO_SPACE_ID", "TRACKIO_SERVER_URL", "TRACKIO_BUCKET_ID", "TRACKIO_DATASET_ID", "TRACKIO_WEBHOOK_URL",
+    "TRACKIO_REGISTRY_BUCKET_ID",
+)
+
+
+def trackio_remote_variable(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The first environment variable that would make Trackio upload, or ``None``."""
+    return next((name for name in TRACKIO_REMOTE_VARIABLES if environ.get(name)), None)
+
+
 def trackio_run() -> TrackioInfo | None:
     """The active Trackio run, if trackio is imported and a run is active."""
     trackio = sys.modules.get("trackio")

@@ -7,9 +7,10 @@ status changes, when the Trackio link is found and after evaluations, never per 
 
 from __future__ import annotations
 
+import atexit
 import logging
-import math
 import os
+import sys
 import time
 import traceback as tb_module
 from collections.abc import Callable, Mapping
@@ -20,8 +21,8 @@ from typing import Any
 from . import detect, liveness, naming, params
 from ._guard import Guard
 from .endings import ProcessHooks
-from .records import Failure, RunRecord, Status
-from .redact import scrub_text
+from .records import Failure, RunRecord, Status, to_real
+from .redact import clean_text
 from .store import ExperimentStore, claim_run
 
 logger = logging.getLogger(__name__)
@@ -68,8 +69,11 @@ class RunSession:
         self.writes = 0
         self.hooks = ProcessHooks(self.on_uncaught, self.on_exit, self.on_signal, self.on_signal_survived)
         self._next_heartbeat = time.monotonic() + liveness.HEARTBEAT_EVERY
+        self._logged = False
         self._saving = False
-        self._dirty = False
+        self._changes = 0  # changes asked to be saved
+        self._saved = 0  # of which the state file holds this many
+        self._final_unsaved = False
 
     # -- starting ----------------------------------------------------------------------------
 
@@ -84,6 +88,8 @@ class RunSession:
         model: Any,
         train_dataset: Any,
         environ: Mapping[str, str] = os.environ,
+        *,
+        trackio_blocked_by: str | None = None,
     ) -> RunSession:
         now = time.time()
         trainer_class = guard.attempt("detecting the trainer class", lambda: detect.trainer_class_name(args), "Trainer")
@@ -97,26 +103,31 @@ class RunSession:
             if settings.dataset
             else guard.attempt("detecting the dataset", lambda: detect.dataset(train_dataset, environ), None)
         )
-        experiment = naming.experiment_name(
-            settings.experiment,
-            project=getattr(args, "project", None),
-            output_dir=getattr(args, "output_dir", None),
-            model_name=base_model.name if base_model else None,
-            trainer_kind=naming.trainer_kind(trainer_class),
-            environ=environ,
+        # Names become file names, run ids and headings: secrets and bytes that are not UTF-8 are
+        # cleaned out here, before anything is named after them.
+        experiment = clean_text(
+            naming.experiment_name(
+                settings.experiment,
+                project=getattr(args, "project", None),
+                output_dir=getattr(args, "output_dir", None),
+                model_name=base_model.name if base_model else None,
+                trainer_kind=naming.trainer_kind(trainer_class),
+                environ=environ,
+            )
         )
         root = naming.report_dir(settings.report_dir, environ)
         store = ExperimentStore(root, experiment)
-        store.remember_template(settings.template)
         guard.attempt("cleaning temporary files", store.clean_debris, 0)
-        guard.attempt("marking vanished runs", lambda: liveness.reconcile(root, lock_timeout=LOCK_TIMEOUT_TRAINING), [])
+        guard.attempt(
+            "marking vanished runs", lambda: liveness.reconcile(root, render, lock_timeout=LOCK_TIMEOUT_TRAINING), []
+        )
 
         # A Trackio run started by report_to="trackio" is linked even when trackio=False, which
         # only stops the callback from starting one itself.
         tracked = detect.trackio_run()
         run_name = getattr(args, "run_name", None) or (tracked.run if tracked else None)
         generated = run_name is None
-        run_name = run_name or f"run-{int(now)}"
+        run_name = clean_text(str(run_name)) if run_name is not None else f"run-{int(now)}"
         resuming = int(getattr(state, "global_step", 0) or 0) > 0
         job_id, job_url = detect.hf_job(settings.job_owner, environ)
 
@@ -147,6 +158,12 @@ class RunSession:
             record.trackio_note = (
                 "Trackio logging is off for this run. Turn it on with ReportCallback(trackio=True) "
                 'or report_to="trackio".'
+            )
+        elif trackio_blocked_by and tracked is None:
+            record.trackio_note = (
+                f"trl-reporter did not start Trackio: {trackio_blocked_by} is set, and Trackio started from here "
+                'would send the run there, which only report_to="trackio" asks for. Add report_to="trackio" to log '
+                "to it, or unset the variable to log locally."
             )
         session = cls(record, store, render, guard, state)
         # Even if this first write fails (a full disk, a broken template), the session and its
@@ -181,30 +198,40 @@ class RunSession:
     # -- during training ---------------------------------------------------------------------
 
     def _save(self, *, render: bool = True, timeout: float = LOCK_TIMEOUT_TRAINING) -> None:
+        self._changes += 1
         if self._saving:
-            # A signal handler interrupted a save of this same run: write now (the process may
-            # die right after), and have the interrupted save write once more, so that its older
-            # snapshot cannot land last.
-            self._dirty = True
+            # A signal handler interrupted a save of this same run: write and render now (the
+            # process may die right after; the lock is re-entrant, so this never waits on the
+            # interrupted save). The interrupted save then sees the change and writes once more,
+            # so that its older snapshot cannot land last.
             self.store.save_run(self.record)
+            self._saved = self._changes
+            if render:
+                self._render_report(timeout)
             return
         self._saving = True
         try:
-            self._dirty = True
-            while self._dirty:
-                self._dirty = False
+            while True:
+                seen = self._changes
                 self.store.save_run(self.record)
+                self._saved = max(self._saved, seen)
+                if render:
+                    self._render_report(timeout)
+                if seen == self._changes:
+                    break
         finally:
             self._saving = False
-        if render:
-            if self.store.render(self._render, timeout=timeout):
-                self.writes += 1
-            else:
-                logger.info(
-                    "trl-reporter: the report of %r is busy; run %r is saved and the next writer will render it",
-                    self.store.experiment,
-                    self.record.run_name,
-                )
+
+    def _render_report(self, timeout: float) -> None:
+        if self.store.render(self._render, timeout=timeout):
+            self.writes += 1
+        else:
+            logger.warning(
+                "trl-reporter: the report of %r is locked by another writer; run %r is saved, and the next writer "
+                "or `trl-report` command brings the report up to date",
+                self.store.experiment,
+                self.record.run_name,
+            )
 
     def look_for_trackio(self) -> None:
         """Add the Trackio link as soon as a run appears (it may start after on_train_begin)."""
@@ -214,9 +241,9 @@ class RunSession:
                 self.record.trackio = found
                 self._save()
 
-    def heartbeat(self) -> None:
+    def heartbeat(self, *, now: float | None = None) -> None:
         """At most once a minute while training runs: the run's own state file, no render."""
-        now = time.monotonic()
+        now = time.monotonic() if now is None else now
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + liveness.HEARTBEAT_EVERY
             self.record.heartbeat_at = time.time()
@@ -224,19 +251,23 @@ class RunSession:
             self._save(render=False)
 
     def log(self, logs: Mapping[str, Any]) -> None:
-        """Keep the last logged training loss, and the run's mean loss from the final summary."""
+        """Keep the last logged training loss (NaN and infinities too: a diverged run must say so),
+        and the run's mean loss from the final summary. The first log is also a heartbeat, so a
+        run killed early is known to have reached its first logged step."""
         for key, field in (("loss", "final_loss"), ("train_loss", "mean_loss")):
-            value = logs.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            value = to_real(logs.get(key))
+            if value is not None:
                 setattr(self.record, field, float(value))
+        if not self._logged:
+            self._logged = True
+            self.heartbeat(now=self._next_heartbeat)
 
     def evaluate(self, metrics: Mapping[str, Any], step: int) -> None:
-        for name, value in metrics.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+        for name, raw in metrics.items():
+            value = to_real(raw)
+            if value is None or name == "epoch" or name.endswith(_NOT_SCORES):
                 continue
-            if name == "epoch" or name.endswith(_NOT_SCORES):
-                continue
-            self.record.set_metric(name, value, step=step, job_link=self.record.job_url)
+            self.record.set_metric(clean_text(str(name)), value, step=step, job_link=self.record.job_url)
         self.record.steps_done = step
         self._save()
 
@@ -246,6 +277,8 @@ class RunSession:
         """``on_train_end``: Success when every planned step ran, else Completed (stopped early)."""
         self.hooks.uninstall()
         if self.record.status.is_final:
+            if self._final_unsaved:
+                self._save_final(LOCK_TIMEOUT_FINAL)
             return
         self.record.model_link = _model_link(args, os.environ) or self.record.model_link
         step = int(state.global_step)
@@ -256,7 +289,7 @@ class RunSession:
             self.record.finish(Status.COMPLETED, at=time.time(), steps_done=step)
         else:
             self.record.finish(Status.SUCCESS, at=time.time(), steps_done=step)
-        self._save(timeout=LOCK_TIMEOUT_FINAL)
+        self._save_final(LOCK_TIMEOUT_FINAL)
 
     def fail(self, failure: Failure, *, timeout: float = LOCK_TIMEOUT_FINAL) -> None:
         """Record a failure now, unless the run already ended (a final status is never downgraded)."""
@@ -264,7 +297,38 @@ class RunSession:
             return
         self.hooks.uninstall()
         self.record.fail(failure, at=time.time(), steps_done=int(getattr(self.state, "global_step", 0) or 0))
-        self._save(timeout=timeout)
+        self._save_final(timeout)
+
+    def _save_final(self, timeout: float) -> None:
+        """Save a final status. If that fails (a moment of full disk), try again when the process
+        exits: a run that trained to the end must not be found "vanished" for want of one write."""
+        try:
+            self._save(timeout=timeout)
+        except Exception:
+            # Only a state file that missed the change needs the retry; a report that failed to
+            # render is caught up by the next writer or command.
+            if self._saved < self._changes and not self._final_unsaved:
+                self._final_unsaved = True
+                atexit.register(self._retry_final_at_exit)
+            raise
+        self._final_unsaved = False
+
+    def _retry_final_at_exit(self) -> None:
+        if not self._final_unsaved:
+            return
+        try:
+            self._save(timeout=LOCK_TIMEOUT_SIGNAL)
+        except Exception as exc:  # noqa: BLE001 - the process is ending: say it, never raise
+            if self._saved >= self._changes:
+                return  # the state is saved; only the report failed, and it catches up later
+            # Logging may already be torn down at exit, and this must reach the user.
+            sys.stderr.write(
+                f"trl-reporter: could not save the final status ({self.record.status.value}) of run "
+                f"{self.record.run_name!r} in {str(self.store.state_dir)!r}: {clean_text(str(exc))}. "
+                "The report still shows the run as it was last saved.\n"
+            )
+        else:
+            self._final_unsaved = False
 
     def on_uncaught(self, exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
         self.fail(failure_from_exception(exc_type, exc, tb))
@@ -299,8 +363,8 @@ def failure_from_exception(
     return Failure(
         reason=reason,
         exc_type=exc_type.__name__,
-        message=scrub_text(str(exc)),
-        traceback=scrub_text(text),
+        message=clean_text(str(exc)),
+        traceback=clean_text(text),
     )
 
 
