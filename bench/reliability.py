@@ -302,6 +302,81 @@ def secrets() -> Result:
     return Result("secrets corpus", trials, passes, "0 secrets in any written file; look-alikes kept" if passes == trials else "LEAK")
 
 
+def hostile_state(type_trials: int) -> Result:
+    from attacks import path_attacks, template_attacks, type_attacks
+
+    base = HOME / "hostile-state"
+    paths, types, templates = path_attacks(base), type_attacks(base, type_trials), template_attacks(base)
+    tallies = (paths, types, templates)
+    attacks = sum(t.attacks for t in tallies)
+    bad = sum(t.escapes + t.code_run + t.frozen for t in tallies)
+    return Result(
+        "hostile state files (path, type and template attacks)", attacks, attacks - bad if bad else attacks,
+        f"path {paths.attacks}, type {types.attacks}, template {templates.attacks}: "
+        f"{sum(t.escapes for t in tallies)} escapes, {sum(t.code_run for t in tallies)} code run, "
+        f"{sum(t.frozen for t in tallies)} frozen experiments",
+    )
+
+
+def _faults(mode: str, trials: int, interact: Callable[[subprocess.Popen], None] | None = None) -> list[tuple[Path, int, str]]:
+    """Run tests/scripts/faults.py MODE ``trials`` times, two at a time (this machine has 2 cores)."""
+    results = []
+    for start in range(0, trials, 2):
+        batch = []
+        for trial in range(start, min(start + 2, trials)):
+            report_dir = project(f"{mode}-{trial}") / "training_reports"
+            batch.append((report_dir, script("faults.py", mode, str(model()), str(report_dir), cwd=report_dir.parent)))
+        for report_dir, proc in batch:
+            if interact is not None:
+                interact(proc)
+            _, err = proc.communicate(timeout=300)
+            results.append((report_dir, proc.returncode, err))
+    return results
+
+
+def transient_enospc(trials: int) -> Result:
+    from trl_reporter.cli import main as cli_main
+
+    passes = vanished = 0
+    for report_dir, code, _ in _faults("enospc-recover", trials):
+        cli_main(["--report-dir", str(report_dir), "reconcile"])
+        found = states(report_dir.parent)
+        report = (report_dir / "disk.md").read_text() if (report_dir / "disk.md").exists() else ""
+        ok = code == 0 and len(found) == 1 and found[0]["status"] == "Success" and "`Success`" in report
+        vanished += any(s.get("failure") for s in found)
+        passes += ok
+    return Result(
+        "ENOSPC during on_train_end, disk free again by exit", trials, passes,
+        f"Success on disk and in the report after the next command: {passes}/{trials}; marked vanished: {vanished}",
+    )
+
+
+def sigterm_during_render(trials: int) -> Result:
+    rng = random.Random(5)
+
+    def sigterm_inside_render(proc: subprocess.Popen) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("RENDERING"):
+                time.sleep(rng.uniform(0.0, 2.5))  # anywhere in the 3 s the render holds the lock
+                proc.send_signal(signal.SIGTERM)
+                break
+
+    passes = behind = 0
+    for report_dir, code, _ in _faults("render-signal", trials, sigterm_inside_render):
+        found = states(report_dir.parent)
+        report = (report_dir / "render.md").read_text() if (report_dir / "render.md").exists() else ""
+        on_disk = found[0]["status"] if len(found) == 1 else None
+        in_report = "`Failure`" in report.split("####")[0] if report else False
+        behind += on_disk == "Failure" and not in_report
+        passes += code == -signal.SIGTERM and on_disk == "Failure" and in_report
+    return Result(
+        "SIGTERM while the process renders its own report", trials, passes,
+        f"reports left behind their state: {behind}; Failure on disk and in the report: {passes}/{trials}; "
+        "exit by SIGTERM",
+    )
+
+
 def overhead(steps: int) -> Result:
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "overhead.py"), "--steps", str(steps), "--pairs", "5"],
                           capture_output=True, text=True)
@@ -337,6 +412,9 @@ def main() -> int:
         "properties": properties,
         "hostile": hostile,
         "secrets": secrets,
+        "hostile-state": lambda: hostile_state(300 if q else 3000),
+        "enospc": lambda: transient_enospc(2 if q else 10),
+        "render-signal": lambda: sigterm_during_render(2 if q else 10),
         "overhead": lambda: overhead(200 if q else 2000),
     }
     chosen = [k for k in scenarios if options.only is None or any(o in k for o in options.only)]
