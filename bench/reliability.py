@@ -319,11 +319,13 @@ def hostile_state(type_trials: int) -> Result:
 
 
 def _faults(mode: str, trials: int, interact: Callable[[subprocess.Popen], None] | None = None) -> list[tuple[Path, int, str]]:
-    """Run tests/scripts/faults.py MODE ``trials`` times, two at a time (this machine has 2 cores)."""
+    """Run tests/scripts/faults.py MODE ``trials`` times: two at a time (this machine has 2 cores),
+    or one at a time when the parent must act at a moment of each (``interact``)."""
     results = []
-    for start in range(0, trials, 2):
+    parallel = 1 if interact is not None else 2
+    for start in range(0, trials, parallel):
         batch = []
-        for trial in range(start, min(start + 2, trials)):
+        for trial in range(start, min(start + parallel, trials)):
             report_dir = project(f"{mode}-{trial}") / "training_reports"
             batch.append((report_dir, script("faults.py", mode, str(model()), str(report_dir), cwd=report_dir.parent)))
         for report_dir, proc in batch:
