@@ -23,7 +23,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     options = parser.parse_args()
     bindir = Path(sys.executable).parent
-    commands = {name: str(bindir / name) if (bindir / name).exists() else shutil.which(name) for name in ("trl-report", "trackio", "hf")}
+    commands = {
+        name: str(bindir / name) if (bindir / name).exists() else shutil.which(name)
+        for name in ("trl-report", "trackio", "hf")
+    }
     times: dict[str, list[float]] = {name: [] for name, path in commands.items() if path}
     for _ in range(options.repeat):
         for name in times:
@@ -34,8 +37,14 @@ def main() -> None:
     for name, values in times.items():
         print(f"  {name:<11} median {statistics.median(values) * 1000:7.1f} ms   best {min(values) * 1000:7.1f} ms")
     probe = subprocess.run(
-        [sys.executable, "-c", "import sys, trl_reporter.cli; print(sorted(m for m in ('torch', 'transformers', 'trl', 'trackio') if m in sys.modules))"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, trl_reporter.cli; print(sorted(m for m in ('torch', 'transformers', 'trl', 'trackio') if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     print(f"  heavy modules imported by trl_reporter.cli: {probe.stdout.strip()}")
 

@@ -25,13 +25,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRACKIO_DIR", tempfile.mkdtemp(prefix="bench-trackio-"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from datasets import Dataset  # noqa: E402
-from transformers import PrinterCallback, TrainerCallback  # noqa: E402
-from trl import SFTConfig, SFTTrainer  # noqa: E402
+from datasets import Dataset
+from transformers import PrinterCallback, TrainerCallback
+from trl import SFTConfig, SFTTrainer
 
-import trl_reporter._fs as fs  # noqa: E402
-from trl_reporter import ReportCallback  # noqa: E402
-from trl_reporter.tiny import build_tiny_model, texts  # noqa: E402
+import trl_reporter._fs as fs
+from trl_reporter import ReportCallback
+from trl_reporter.tiny import build_tiny_model, texts
 
 
 class WriteCounter:
@@ -93,7 +93,9 @@ for _event in [name for name in dir(TrainerCallback) if name.startswith("on_")]:
     setattr(TimedReportCallback, _event, _timed(_event))
 
 
-def one_run(model_dir: Path, workdir: Path, steps: int, reporter: bool, trackio: bool, extra: list | None = None) -> float:
+def one_run(
+    model_dir: Path, workdir: Path, steps: int, reporter: bool, trackio: bool, extra: list | None = None
+) -> float:
     args = SFTConfig(
         output_dir=str(workdir / "out"),
         max_steps=steps,
@@ -129,14 +131,18 @@ def main() -> None:
     one_run(model_dir, work / "warmup", 50, reporter=True, trackio=False)  # warm caches and lazy imports
 
     print(f"overhead: {options.steps} steps of the tiny model, {options.pairs} interleaved pairs (ABBA order)")
-    configs = [("reporter alone", False)] + ([] if options.without_trackio_pairs else [("with Trackio on both sides", True)])
+    configs = [("reporter alone", False)] + (
+        [] if options.without_trackio_pairs else [("with Trackio on both sides", True)]
+    )
     for label, trackio in configs:
         ratios, offs, ons = [], [], []
         for i in range(options.pairs):
             # Alternate which side goes first, so that drift of the machine cancels out.
             order = (False, True) if i % 2 == 0 else (True, False)
             walls = {
-                side: one_run(model_dir, work / f"{label[:4]}-{side}-{i}", options.steps, reporter=side, trackio=trackio)
+                side: one_run(
+                    model_dir, work / f"{label[:4]}-{side}-{i}", options.steps, reporter=side, trackio=trackio
+                )
                 for side in order
             }
             off, on = walls[False], walls[True]

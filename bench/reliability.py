@@ -67,8 +67,12 @@ def states(root: Path) -> list[dict]:
 
 def script(name: str, *args: str, cwd: Path, **kwargs) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, str(SCRIPTS / name), *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, **kwargs,
+        [sys.executable, str(SCRIPTS / name), *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
     )
 
 
@@ -100,7 +104,9 @@ def concurrent_writers(workers: int, runs: int) -> Result:
     rows_ok = table_rows_have_header_width(report)
     passes = expected - lost - duplicated if rows_ok and len(titles) == expected else 0
     return Result(
-        f"{workers} processes x {runs} runs, one experiment", expected, passes,
+        f"{workers} processes x {runs} runs, one experiment",
+        expected,
+        passes,
         f"runs lost {lost}, duplicated {duplicated}, rows with the header's width: {'all' if rows_ok else 'NOT all'}",
     )
 
@@ -132,7 +138,9 @@ def sigkill_while_writing(trials: int) -> Result:
     ExperimentStore(root, "killed").clean_debris()
     left = len(temp_files(root))
     return Result(
-        "SIGKILL at random moments while writing", trials, whole if left == 0 else 0,
+        "SIGKILL at random moments while writing",
+        trials,
+        whole if left == 0 else 0,
         f"{trials - whole} unparseable reports; {leftovers_seen} temp files seen between kills, {left} after the next start",
     )
 
@@ -157,7 +165,7 @@ def sigterm_at_random_step(trials: int) -> Result:
             proc.returncode == -signal.SIGTERM
             and len(found) == 1
             and found[0]["status"] == "Failure"
-            and found[0]["failure"]["reason"] == "terminated by SIGTERM"
+            and found[0]["failure"]["signal"] == "SIGTERM"
         )
         if ok:
             latencies.append(found[0]["ended_at"] - sent)
@@ -165,7 +173,8 @@ def sigterm_at_random_step(trials: int) -> Result:
     figure = (
         f"Failure on disk before exit in {passes}/{trials}; exit by SIGTERM; signal to recorded failure "
         f"median {1000 * statistics.median(latencies):.1f} ms, max {1000 * max(latencies):.1f} ms"
-        if latencies else "no trial recorded a failure"
+        if latencies
+        else "no trial recorded a failure"
     )
     return Result("SIGTERM at a random step", trials, passes, figure)
 
@@ -186,7 +195,9 @@ def previous_handlers(trials: int) -> Result:
         notes.append((ok_prev, ok_ign))
     thread_ok = _pytest("tests/test_signals.py::test_trainer_in_a_thread_installs_no_signal_handler_and_works")
     return Result(
-        "previous SIGTERM handler / SIG_IGN / trainer in a thread", trials + 1, passes + thread_ok,
+        "previous SIGTERM handler / SIG_IGN / trainer in a thread",
+        trials + 1,
+        passes + thread_ok,
         f"previous handler called exactly once with its exit code kept: {sum(p for p, _ in notes)}/{trials}; "
         f"SIG_IGN kept training to Success: {sum(i for _, i in notes)}/{trials}; thread: "
         f"{'no handler, no crash' if thread_ok else 'FAILED'}",
@@ -204,16 +215,22 @@ def _send_at_step_3(proc: subprocess.Popen, signum: int) -> None:
 
 def _pytest(*targets: str, env: dict[str, str] | None = None) -> int:
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *targets], cwd=REPO,
-        env=dict(os.environ, **(env or {})), capture_output=True, text=True,
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *targets],
+        cwd=REPO,
+        env=dict(os.environ, **(env or {})),
+        capture_output=True,
+        text=True,
     )
     return int(proc.returncode == 0)
 
 
 def pytest_counts(*targets: str, env: dict[str, str] | None = None) -> tuple[int, int]:
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *targets], cwd=REPO,
-        env=dict(os.environ, **(env or {})), capture_output=True, text=True,
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *targets],
+        cwd=REPO,
+        env=dict(os.environ, **(env or {})),
+        capture_output=True,
+        text=True,
     )
     last = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     passed = int(last.split(" passed")[0].split()[-1]) if " passed" in last else 0
@@ -224,49 +241,74 @@ def pytest_counts(*targets: str, env: dict[str, str] | None = None) -> tuple[int
 def fault_injection() -> Result:
     trials, passes = pytest_counts("tests/test_fault_injection.py")
     return Result(
-        "exceptions injected into every internal step", trials, passes,
+        "exceptions injected into every internal step",
+        trials,
+        passes,
         "train() returned with the baseline's final step and loss, <= 1 warning per kind, in "
         f"{passes}/{trials} (detection x3, parameters, render, lock, write, os.replace ENOSPC/EROFS/EACCES, read-only dir)",
     )
 
 
 def endings() -> Result:
-    trials, passes = pytest_counts("tests/test_failures.py", "tests/test_signals.py::test_sigint_is_an_interruption_and_the_user_still_sees_keyboardinterrupt")
+    trials, passes = pytest_counts(
+        "tests/test_failures.py",
+        "tests/test_signals.py::test_sigint_is_an_interruption_and_the_user_still_sees_keyboardinterrupt",
+    )
     return Result(
-        "uncaught exception, KeyboardInterrupt, sys.exit(0), caught exception", trials, passes,
+        "uncaught exception, KeyboardInterrupt, sys.exit(0), caught exception",
+        trials,
+        passes,
         "Failure with the right reason; the user's traceback and exit status unchanged",
     )
 
 
 def notebook() -> Result:
     trials, passes = pytest_counts("tests/test_notebook.py")
-    return Result("failing cell / caught exception / successful cell (one real kernel)", trials, passes,
-                  "Failure / Failure / Success in one notebook run; no error printed by the hook; later cells "
-                  "unaffected; every hook unregistered")
+    return Result(
+        "failing cell / caught exception / successful cell (one real kernel)",
+        trials,
+        passes,
+        "Failure / Failure / Success in one notebook run; no error printed by the hook; later cells "
+        "unaffected; every hook unregistered",
+    )
 
 
 def hard_kill(trials: int) -> Result:
     passes = 0
-    for trial in range(trials):
+    for _ in range(trials):
         passes += _pytest("tests/test_liveness.py::test_sigkilled_run_becomes_failure_at_the_next_start")
-    return Result("SIGKILL mid-training, then the next start", trials, passes, "Failure (process vanished) after the next start")
+    return Result(
+        "SIGKILL mid-training, then the next start", trials, passes, "Failure (process vanished) after the next start"
+    )
 
 
 def distributed() -> Result:
     trials, passes = pytest_counts("tests/test_distributed.py")
-    return Result("torchrun, 2 ranks on CPU (ok, then a failing rank)", trials, passes, "exactly one run, by rank 0; Failure when a rank fails")
+    return Result(
+        "torchrun, 2 ranks on CPU (ok, then a failing rank)",
+        trials,
+        passes,
+        "exactly one run, by rank 0; Failure when a rank fails",
+    )
 
 
 def resume() -> Result:
-    trials, passes = pytest_counts("tests/test_callback.py::test_resuming_from_a_checkpoint_continues_the_same_run_section")
-    return Result("resume from a checkpoint with the same run name", trials, passes, "one run section, resumption noted")
+    trials, passes = pytest_counts(
+        "tests/test_callback.py::test_resuming_from_a_checkpoint_continues_the_same_run_section"
+    )
+    return Result(
+        "resume from a checkpoint with the same run name", trials, passes, "one run section, resumption noted"
+    )
 
 
 def properties() -> Result:
-    trials, passes = pytest_counts("tests/test_hostile.py", "-k", "rows or html or titles or fences or slug",
-                                   env={"HYPOTHESIS_PROFILE": "large"})
+    trials, passes = pytest_counts(
+        "tests/test_hostile.py", "-k", "rows or html or titles or fences or slug", env={"HYPOTHESIS_PROFILE": "large"}
+    )
     return Result(
-        f"property tests (hypothesis, {os.environ.get('PROPERTY_EXAMPLES', '5,000')} random examples each)", trials, passes,
+        f"property tests (hypothesis, {os.environ.get('PROPERTY_EXAMPLES', '5,000')} random examples each)",
+        trials,
+        passes,
         "two cells per parameter row, no raw HTML, names round-trip, fences never close early, no shared slugs",
     )
 
@@ -276,8 +318,8 @@ def hostile() -> Result:
 
     from trl_reporter import markdown as md
     from trl_reporter.records import RunRecord
-    from trl_reporter.render import renderer
     from trl_reporter.store import ExperimentStore
+    from trl_reporter.template import renderer
 
     unsafe = sum(
         1 for u in HOSTILE_URLS if (s := md.safe_url(u)) is not None and not s.startswith(("http://", "https://"))
@@ -286,20 +328,27 @@ def hostile() -> Result:
     inside = 0
     for name in HOSTILE_NAMES:
         store = ExperimentStore(root, name)
-        store.save_run(RunRecord(run_id="r", run_name=name or "r", experiment=name, started_at=1.0))
+        store.save_run(RunRecord(key="r", run_name=name or "r", experiment=name, started_at=1.0))
         store.render(renderer(), timeout=5)
         inside += store.report_path.resolve().parent == root.resolve()
     escaped = sum(1 for p in root.parent.rglob("*") if not p.resolve().is_relative_to(root.resolve()) and p != root)
     trials = len(HOSTILE_URLS) + len(HOSTILE_NAMES)
     return Result(
-        "hostile URLs and experiment names", trials, (len(HOSTILE_URLS) - unsafe) + inside if escaped == 0 else 0,
+        "hostile URLs and experiment names",
+        trials,
+        (len(HOSTILE_URLS) - unsafe) + inside if escaped == 0 else 0,
         f"{unsafe} unsafe URLs emitted; {inside}/{len(HOSTILE_NAMES)} paths inside the report directory",
     )
 
 
 def secrets() -> Result:
     trials, passes = pytest_counts("tests/test_hostile.py", "-k", "secrets")
-    return Result("secrets corpus", trials, passes, "0 secrets in any written file; look-alikes kept" if passes == trials else "LEAK")
+    return Result(
+        "secrets corpus",
+        trials,
+        passes,
+        "0 secrets in any written file; look-alikes kept" if passes == trials else "LEAK",
+    )
 
 
 def hostile_state(type_trials: int) -> Result:
@@ -311,14 +360,18 @@ def hostile_state(type_trials: int) -> Result:
     attacks = sum(t.attacks for t in tallies)
     bad = sum(t.escapes + t.code_run + t.frozen for t in tallies)
     return Result(
-        "hostile state files (path, type and template attacks)", attacks, attacks - bad if bad else attacks,
+        "hostile state files (path, type and template attacks)",
+        attacks,
+        attacks - bad if bad else attacks,
         f"path {paths.attacks}, type {types.attacks}, template {templates.attacks}: "
         f"{sum(t.escapes for t in tallies)} escapes, {sum(t.code_run for t in tallies)} code run, "
         f"{sum(t.frozen for t in tallies)} frozen experiments",
     )
 
 
-def _faults(mode: str, trials: int, interact: Callable[[subprocess.Popen], None] | None = None) -> list[tuple[Path, int, str]]:
+def _faults(
+    mode: str, trials: int, interact: Callable[[subprocess.Popen], None] | None = None
+) -> list[tuple[Path, int, str]]:
     """Run tests/scripts/faults.py MODE ``trials`` times: two at a time (this machine has 2 cores),
     or one at a time when the parent must act at a moment of each (``interact``)."""
     results = []
@@ -348,7 +401,9 @@ def transient_enospc(trials: int) -> Result:
         vanished += any(s.get("failure") for s in found)
         passes += ok
     return Result(
-        "ENOSPC during on_train_end, disk free again by exit", trials, passes,
+        "ENOSPC during on_train_end, disk free again by exit",
+        trials,
+        passes,
         f"Success on disk and in the report after the next command: {passes}/{trials}; marked vanished: {vanished}",
     )
 
@@ -373,15 +428,20 @@ def sigterm_during_render(trials: int) -> Result:
         behind += on_disk == "Failure" and not in_report
         passes += code == -signal.SIGTERM and on_disk == "Failure" and in_report
     return Result(
-        "SIGTERM while the process renders its own report", trials, passes,
+        "SIGTERM while the process renders its own report",
+        trials,
+        passes,
         f"reports left behind their state: {behind}; Failure on disk and in the report: {passes}/{trials}; "
         "exit by SIGTERM",
     )
 
 
 def overhead(steps: int) -> Result:
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / "overhead.py"), "--steps", str(steps), "--pairs", "5"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "overhead.py"), "--steps", str(steps), "--pairs", "5"],
+        capture_output=True,
+        text=True,
+    )
     lines = [line.strip() for line in proc.stdout.splitlines() if line.startswith("  ")]
     ratio_line = next((line for line in lines if line.startswith("reporter alone")), "")
     handler_line = next((line for line in lines if line.startswith("time inside")), "")
@@ -389,7 +449,9 @@ def overhead(steps: int) -> Result:
     ratio = float(ratio_line.split("on/off ")[1].split()[0]) if ratio_line else 99.0
     per_step_zero = "0 during the step loop" in writes_line
     return Result(
-        f"overhead, {steps} steps, on against off", 1, int(ratio <= 1.01 and per_step_zero),
+        f"overhead, {steps} steps, on against off",
+        1,
+        int(ratio <= 1.01 and per_step_zero),
         f"median wall ratio {ratio:.4f}; {handler_line.split(': ', 1)[-1]}; {writes_line.split(': ', 1)[-1]}",
     )
 
@@ -425,7 +487,9 @@ def main() -> int:
         start = time.monotonic()
         result = scenarios[key]()
         results.append(result)
-        print(f"[{time.monotonic() - start:6.1f} s] {key}: {result.passes}/{result.trials}", file=sys.stderr, flush=True)
+        print(
+            f"[{time.monotonic() - start:6.1f} s] {key}: {result.passes}/{result.trials}", file=sys.stderr, flush=True
+        )
 
     print("| Scenario | Trials | Passes | Figure |")
     print("|---|---|---|---|")

@@ -16,11 +16,11 @@ import tempfile
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from datasets import Dataset  # noqa: E402
-from trl import SFTConfig, SFTTrainer  # noqa: E402
+from datasets import Dataset
+from trl import SFTConfig, SFTTrainer
 
-from trl_reporter import ReportCallback  # noqa: E402
-from trl_reporter.tiny import build_tiny_model, texts  # noqa: E402
+from trl_reporter import ReportCallback
+from trl_reporter.tiny import build_tiny_model, texts
 
 
 def main() -> None:
@@ -53,7 +53,7 @@ def main() -> None:
             callbacks=[callback],
         )
         trainer.train()
-        report = callback.session.store.report_path if callback.session else None
+        report = callback.report_path
     print(f"Report written to {report}")
 
 

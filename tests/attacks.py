@@ -17,8 +17,23 @@ from trl_reporter.records import RunRecord, Status
 from trl_reporter.store import ExperimentStore
 
 ESCAPING_IDS = [
-    "../../../../escaped/evil", "../escaped", "..", ".", "/tmp/escaped-abs", "a/../../escaped", "runs/../../x",
-    "..\\..\\escaped", "x\x00y", "C:\\escaped", "~/escaped", "a" * 300, "", " ", ".hidden", "CON", "nul.json",
+    "../../../../escaped/evil",
+    "../escaped",
+    "..",
+    ".",
+    "/tmp/escaped-abs",
+    "a/../../escaped",
+    "runs/../../x",
+    "..\\..\\escaped",
+    "x\x00y",
+    "C:\\escaped",
+    "~/escaped",
+    "a" * 300,
+    "",
+    " ",
+    ".hidden",
+    "CON",
+    "nul.json",
 ]
 TEMPLATE_PAYLOADS = [
     '{{ cycler.__init__.__globals__.os.system("touch PWNED") }}',
@@ -27,30 +42,92 @@ TEMPLATE_PAYLOADS = [
     '{{ lipsum.__globals__["os"].popen("touch PWNED").read() }}',
     '{{ "".__class__.__mro__[1].__subclasses__() }}',
     "{% for c in [].__class__.__base__.__subclasses__() %}{{ c }}{% endfor %}",
-    '{{ experiment.__class__.__init__.__globals__ }}',
+    "{{ experiment.__class__.__init__.__globals__ }}",
     "{{ self._TemplateReference__context }}",
     "{% include '/etc/passwd' %}",
     "{% include '../../../../../../etc/passwd' %}",
-    '{{ groups.append(1) }}{{ groups }}',
+    "{{ groups.append(1) }}{{ groups }}",
     "{{ config }}",
 ]
 FIELDS = [
-    "run_id", "run_name", "experiment", "started_at", "status", "ended_at", "base_model", "dataset", "parameters",
-    "changed_arguments", "host", "host_id", "pid", "process_started", "job_id", "job_url", "trackio", "trackio_note",
-    "steps_done", "steps_planned", "final_loss", "mean_loss", "stop_reason", "failure", "evaluations", "model_link",
-    "resumed", "signals", "heartbeat_at", "schema",
+    "key",
+    "run_name",
+    "experiment",
+    "started_at",
+    "status",
+    "ended_at",
+    "base_model",
+    "dataset",
+    "parameters",
+    "changed_arguments",
+    "host",
+    "host_id",
+    "pid",
+    "process_started",
+    "job_id",
+    "job_url",
+    "trackio",
+    "trackio_note",
+    "steps_done",
+    "steps_planned",
+    "final_loss",
+    "mean_loss",
+    "stop_reason",
+    "failure",
+    "evaluations",
+    "model_link",
+    "resumed",
+    "signals",
+    "heartbeat_at",
+    "schema",
 ]
 
 
 def hostile_value(rng: random.Random, depth: int = 0) -> object:
     """A JSON value of any type, with the edge cases trl-reporter must survive."""
     choices: list[object] = [
-        None, True, False, 0, -1, 2**31, 10**40, -(10**40), 1e20, 1e308, -1e308, 0.5, "nan", "inf", "-inf", "",
-        "x" * 5000, "../../x", "javascript:alert(1)", "<script>alert(1)</script>", "a|b", "\udcff", "In Progress", "Exploded", [], {}, [1, 2], ["a", "b"],
-        [["a", "b", "c"]], [[1, 2]], {"name": 5}, {"name": "x", "url": 3}, {"at": "yesterday"}, [{"at": 1e20}],
-        [{"benchmark": 3, "score": 1}], [{"benchmark": "b", "score": 10**400}], [{"benchmark": "b", "score": "NaN"}],
-        {"project": "p", "run": "r", "base_url": "javascript:x", "local": "yes"}, {"reason": 3},
-        "nohost", "h/b/n", 1_700_000_000.0,
+        None,
+        True,
+        False,
+        0,
+        -1,
+        2**31,
+        10**40,
+        -(10**40),
+        1e20,
+        1e308,
+        -1e308,
+        0.5,
+        "nan",
+        "inf",
+        "-inf",
+        "",
+        "x" * 5000,
+        "../../x",
+        "javascript:alert(1)",
+        "<script>alert(1)</script>",
+        "a|b",
+        "\udcff",
+        "In Progress",
+        "Exploded",
+        [],
+        {},
+        [1, 2],
+        ["a", "b"],
+        [["a", "b", "c"]],
+        [[1, 2]],
+        {"name": 5},
+        {"name": "x", "url": 3},
+        {"at": "yesterday"},
+        [{"at": 1e20}],
+        [{"benchmark": 3, "score": 1}],
+        [{"benchmark": "b", "score": 10**400}],
+        [{"benchmark": "b", "score": "NaN"}],
+        {"project": "p", "run": "r", "base_url": "javascript:x", "local": "yes"},
+        {"reason": 3},
+        "nohost",
+        "h/b/n",
+        1_700_000_000.0,
     ]
     value = rng.choice(choices)
     if depth < 2 and rng.random() < 0.15:
@@ -78,8 +155,18 @@ def _quiet_cli(*args: str) -> int:
 
 def _good_store(root: Path) -> ExperimentStore:
     store = ExperimentStore(root, "exp")
-    store.save_run(RunRecord(run_id="good", run_name="good", experiment="exp", started_at=1_700_000_000.0,
-                             status=Status.SUCCESS, ended_at=1_700_000_060.0, steps_done=4, steps_planned=4))
+    store.save_run(
+        RunRecord(
+            key="good",
+            run_name="good",
+            experiment="exp",
+            started_at=1_700_000_000.0,
+            status=Status.SUCCESS,
+            ended_at=1_700_000_060.0,
+            steps_done=4,
+            steps_planned=4,
+        )
+    )
     return store
 
 
@@ -94,8 +181,8 @@ def path_attacks(base: Path) -> Tally:
         sandbox = base / f"path-{i}"
         root = sandbox / "project" / "training_reports"
         store = _good_store(root)
-        data = RunRecord(run_id="x", run_name="victim", experiment="exp", started_at=1_700_000_100.0).to_dict()
-        data["run_id"] = run_id
+        data = RunRecord(key="x", run_name="victim", experiment="exp", started_at=1_700_000_100.0).to_dict()
+        data["key"] = run_id
         (store.runs_dir / "victim.json").write_text(json.dumps(data))
         outside = _files(sandbox) - _files(root)
         codes = [
@@ -103,7 +190,7 @@ def path_attacks(base: Path) -> Tally:
             _quiet_cli("--report-dir", str(root), "render"),
             _quiet_cli("--report-dir", str(root), "show", "exp"),
         ]
-        from trl_reporter.store import claim_run
+        from trl_reporter.catalog import claim_run
 
         try:
             key, _, _ = claim_run(store, "victim", resuming=True, generated=False)
@@ -129,7 +216,7 @@ def type_attacks(base: Path, trials: int, seed: int = 0) -> Tally:
             path.unlink()
         for n in range(start, min(start + batch, trials)):
             key = f"bad-{n}"
-            data = RunRecord(run_id=key, run_name=key, experiment="exp", started_at=1_700_000_000.0 + n).to_dict()
+            data = RunRecord(key=key, run_name=key, experiment="exp", started_at=1_700_000_000.0 + n).to_dict()
             for name in rng.sample(FIELDS, rng.randint(1, 3)):
                 data[name] = hostile_value(rng)
             if rng.random() < 0.05:

@@ -18,7 +18,21 @@ os.environ["TRACKIO_DIR"] = os.path.join(_HOME, "trackio")
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["DISABLE_TQDM"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
-for _var in ("JOB_ID", "TRL_REPORTER_EXPERIMENT", "TRL_REPORTER_DIR", "TRL_REPORTER_JOB_OWNER", "HF_ENDPOINT", "HF_TOKEN"):
+# A 32-wide model gains nothing from threads, and on 2 cores shared by test workers and their
+# subprocesses, OpenMP's spinning threads only slow everyone down.
+os.environ["OMP_NUM_THREADS"] = "1"
+os.environ["MKL_NUM_THREADS"] = "1"
+# Scripts run in subprocesses import the test helpers, and the package from wherever this run does.
+_TESTS = os.path.dirname(os.path.abspath(__file__))
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_TESTS, os.environ.get("PYTHONPATH")) if p)
+for _var in (
+    "JOB_ID",
+    "TRL_REPORTER_EXPERIMENT",
+    "TRL_REPORTER_DIR",
+    "TRL_REPORTER_JOB_OWNER",
+    "HF_ENDPOINT",
+    "HF_TOKEN",
+):
     os.environ.pop(_var, None)
 
 from pathlib import Path  # noqa: E402

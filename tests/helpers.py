@@ -83,9 +83,11 @@ def cache_dataset_as(repo_id: str, texts: list[str]) -> None:
         return
     target.mkdir(parents=True)
     ds = Dataset.from_dict({"text": texts})
-    with pa.OSFile(str(target / f"{snake}-train.arrow"), "wb") as sink:
-        with pa.ipc.new_stream(sink, ds.data.table.schema) as writer:
-            writer.write_table(ds.data.table)
+    with (
+        pa.OSFile(str(target / f"{snake}-train.arrow"), "wb") as sink,
+        pa.ipc.new_stream(sink, ds.data.table.schema) as writer,
+    ):
+        writer.write_table(ds.data.table)
     info = ds.info
     info.builder_name = info.dataset_name = snake
     info.config_name, info.version = "default", "0.0.0"
@@ -107,7 +109,9 @@ def run_states(root: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((root / "training_reports").glob(".trl-reporter/*/runs/*.json"))]
 
 
-RUN_TITLE_RE = re.compile(r"^### `(?P<name>[^`]+)` - `(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)` - `(?P<status>[^`]+)`$", re.M)
+RUN_TITLE_RE = re.compile(
+    r"^### `(?P<name>[^`]+)` - `(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)` - `(?P<status>[^`]+)`$", re.M
+)
 
 
 def run_titles(report: str) -> list[tuple[str, str, str]]:
@@ -122,7 +126,6 @@ def run_script(name: str, *args: str, cwd: Path, env: dict[str, str] | None = No
     """Run ``tests/scripts/<name>`` in a real subprocess with the test environment."""
     full_env = dict(os.environ)
     full_env.update(env or {})
-    full_env["PYTHONPATH"] = os.pathsep.join([str(SCRIPTS.parent), full_env.get("PYTHONPATH", "")])
     return subprocess.run(
         [sys.executable, str(SCRIPTS / name), *args],
         cwd=cwd,

@@ -68,7 +68,9 @@ def test_report_shows_run_in_progress_with_parameters_and_trackio_link_during_tr
     assert status == "In Progress"
     assert "`In Progress`: started" in midway
     assert "| Batch Size (per device) | 4 |" in midway
-    assert f"[Trackio Logs](http://127.0.0.1:7860/?project=huggingface&runs={name}&sidebar=hidden&navbar=hidden)" in midway
+    assert (
+        f"[Trackio Logs](http://127.0.0.1:7860/?project=huggingface&runs={name}&sidebar=hidden&navbar=hidden)" in midway
+    )
     [(_, _, final_status)] = run_titles(only_report(project))
     assert final_status == "Success"
 
@@ -114,7 +116,10 @@ def test_explicit_dataset_and_hf_endpoint_win(project: Path, tiny_model: Path, m
     train(tiny_model, [ReportCallback(dataset="trl-lib/Capybara", base_model="Qwen/Qwen2.5-0.5B")])
 
     report = only_report(project)
-    assert "[Base Model](https://hub.example.org/Qwen/Qwen2.5-0.5B)\n[Dataset](https://hub.example.org/datasets/trl-lib/Capybara)\n" in report
+    assert (
+        "[Base Model](https://hub.example.org/Qwen/Qwen2.5-0.5B)\n[Dataset](https://hub.example.org/datasets/trl-lib/Capybara)\n"
+        in report
+    )
     assert "guessed" not in report
 
 
@@ -152,7 +157,10 @@ def test_early_stopping_gives_completed(project: Path, tiny_model: Path) -> None
     run_table, experiment_table = report.split("## Experiment Evaluations")
     assert len(re.findall(r"^\| eval\\_loss \| \d\.\d+ \| local process \d+ on ", run_table, re.M)) == 1
     assert "| Run Title | Benchmark | Score | Evaluation Job Link | Model Link |" in experiment_table
-    assert len(re.findall(r"^\| `[^`]+` - `[^`]+` - `Completed` \| eval\\_loss \| \d\.\d+ \|", experiment_table, re.M)) == 1
+    assert (
+        len(re.findall(r"^\| `[^`]+` - `[^`]+` - `Completed` \| eval\\_loss \| \d\.\d+ \|", experiment_table, re.M))
+        == 1
+    )
     assert "num\\_tokens" not in report  # a token counter, not a score
 
 
@@ -179,12 +187,16 @@ def test_faked_trackio_space_gives_hf_space_url(project: Path, tiny_model: Path)
 
             trackio.context_vars.current_run.get()._space_id = "Acme_Org/My.Trackio"
 
-    train(tiny_model, [PretendSpace(), ReportCallback()], report_to="trackio", run_name="space-run", project="exp-space")
+    train(
+        tiny_model, [PretendSpace(), ReportCallback()], report_to="trackio", run_name="space-run", project="exp-space"
+    )
 
     report = only_report(project)
     url = "https://acme-org-my-trackio.hf.space/?project=exp-space&runs=space-run&sidebar=hidden&navbar=hidden"
     assert f"[Trackio Logs]({url})\n" in report
-    assert f'<iframe src="{url.replace("&", "&amp;")}" style="width:1600px; height:500px; border:0;"></iframe>' in report
+    assert (
+        f'<iframe src="{url.replace("&", "&amp;")}" style="width:1600px; height:500px; border:0;"></iframe>' in report
+    )
     assert "trackio show" not in report
 
 
@@ -207,7 +219,9 @@ def test_hf_job_with_owner_links_the_job_logs(project: Path, tiny_model: Path, m
     assert "#### Run Logs\n\n[Run Logs](https://huggingface.co/jobs/acme/6928a8f1c0ffee0012345678)\n" in report
 
 
-def test_hf_job_without_owner_says_how_to_link(project: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hf_job_without_owner_says_how_to_link(
+    project: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("JOB_ID", "6928a8f1c0ffee0012345678")
     train(tiny_model, [ReportCallback()])
 
@@ -262,12 +276,32 @@ def test_report_dir_is_at_the_project_root_from_a_subdirectory(
 
 def test_parameters_table_is_curated_and_keeps_secrets_out(project: Path, tiny_model: Path) -> None:
     token = "hf_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7"
-    train(tiny_model, [ReportCallback()], hub_token=token, gradient_accumulation_steps=2, warmup_steps=0.1, pad_token="<pad>")
+    train(
+        tiny_model,
+        [ReportCallback()],
+        hub_token=token,
+        gradient_accumulation_steps=2,
+        warmup_steps=0.1,
+        pad_token="<pad>",
+    )
 
     report = only_report(project)
-    for label in ("Trainer", "Learning Rate", "Effective Batch Size", "Optimizer", "LR Scheduler", "Weight Decay",
-                  "Max Grad Norm", "Precision", "Seed", "Max Sequence Length", "Packing", "Gradient Checkpointing",
-                  "Parameters", "Devices"):
+    for label in (
+        "Trainer",
+        "Learning Rate",
+        "Effective Batch Size",
+        "Optimizer",
+        "LR Scheduler",
+        "Weight Decay",
+        "Max Grad Norm",
+        "Precision",
+        "Seed",
+        "Max Sequence Length",
+        "Packing",
+        "Gradient Checkpointing",
+        "Parameters",
+        "Devices",
+    ):
         assert f"| {label} |" in report, label
     assert "| Effective Batch Size | 8 (4 × 2 × 1 device) |" in report
     assert "| LR Scheduler | linear, warmup ratio 0.1 |" in report
@@ -303,7 +337,9 @@ def test_trackio_false_still_links_a_trackio_run_started_by_report_to(project: P
     train(tiny_model, [ReportCallback(trackio=False)], report_to="trackio", run_name="linked", project="exp-linked")
 
     report = only_report(project)
-    assert "[Trackio Logs](http://127.0.0.1:7860/?project=exp-linked&runs=linked&sidebar=hidden&navbar=hidden)" in report
+    assert (
+        "[Trackio Logs](http://127.0.0.1:7860/?project=exp-linked&runs=linked&sidebar=hidden&navbar=hidden)" in report
+    )
     assert "Trackio logging is off" not in report
 
 
@@ -369,7 +405,13 @@ def test_push_to_hub_links_the_repo_the_trainer_created(
 
     from trl_reporter.tiny import texts
 
-    train(tiny_model, [ReportCallback(trackio=False)], push_to_hub=True, eval_strategy="steps", eval_steps=6,
-          eval_dataset=Dataset.from_dict({"text": texts(8)}))
+    train(
+        tiny_model,
+        [ReportCallback(trackio=False)],
+        push_to_hub=True,
+        eval_strategy="steps",
+        eval_steps=6,
+        eval_dataset=Dataset.from_dict({"text": texts(8)}),
+    )
     report = only_report(project)
     assert "[Model Link](https://huggingface.co/acme/tiny-pushed)" in report

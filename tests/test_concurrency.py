@@ -32,7 +32,7 @@ def table_rows_have_header_width(report: str) -> bool:
 
 
 def test_four_processes_times_five_runs_all_land_once(project: Path, tiny_model: Path) -> None:
-    env = dict(os.environ, PYTHONPATH=str(SCRIPTS.parent))
+    env = dict(os.environ)
     workers = [
         subprocess.Popen(
             [sys.executable, str(SCRIPTS / "many_runs.py"), str(w), "5", str(tiny_model), "shared"],
@@ -73,4 +73,7 @@ def test_a_held_lock_delays_training_boundedly_and_the_next_writer_renders(proje
     assert not store.report_path.exists()
 
     train(tiny_model, [ReportCallback("locked", trackio=False)], run_name="after")
-    assert [(n, s) for n, _, s in run_titles(only_report(project))] == [("while-locked", "Success"), ("after", "Success")]
+    assert [(n, s) for n, _, s in run_titles(only_report(project))] == [
+        ("while-locked", "Success"),
+        ("after", "Success"),
+    ]

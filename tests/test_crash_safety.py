@@ -16,8 +16,8 @@ from helpers import SCRIPTS, run_titles
 from markdown_it import MarkdownIt
 
 from trl_reporter.records import RunRecord
-from trl_reporter.render import renderer
 from trl_reporter.store import ExperimentStore
+from trl_reporter.template import renderer
 
 
 def report_is_whole(text: str) -> bool:
@@ -43,7 +43,7 @@ def test_sigkill_while_writing_never_leaves_an_unreadable_report(tmp_path: Path)
         assert proc.stdout is not None and proc.stdout.readline().startswith("READY")
         time.sleep(rng.uniform(0, 0.05))
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+        proc.communicate(timeout=30)
 
         store = ExperimentStore(root, "killed", create=False)
         assert report_is_whole(store.report_path.read_text(encoding="utf-8")), f"trial {trial}"
@@ -58,14 +58,16 @@ def test_sigkill_while_writing_never_leaves_an_unreadable_report(tmp_path: Path)
 def test_two_git_branches_each_adding_a_run_merge_without_conflicts(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
-    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@e", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@e")
+    env = dict(
+        os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@e", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@e"
+    )
 
     def git(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True, text=True, check=False)
 
     def add_run(name: str, at: float) -> None:
         store = ExperimentStore(repo / "training_reports", "merged")
-        store.save_run(RunRecord(run_id=name, run_name=name, experiment="merged", started_at=at))
+        store.save_run(RunRecord(key=name, run_name=name, experiment="merged", started_at=at))
         store.render(renderer(), timeout=5)
 
     git("init", "-q", "-b", "main")

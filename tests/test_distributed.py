@@ -19,11 +19,24 @@ def free_port() -> int:
 
 
 def torchrun(mode: str, project: Path, model: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(SCRIPTS.parent), OMP_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
-         "--master_addr=127.0.0.1", str(SCRIPTS / "ddp.py"), mode, str(model)],
-        cwd=project, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            f"--master_port={free_port()}",
+            "--master_addr=127.0.0.1",
+            str(SCRIPTS / "ddp.py"),
+            mode,
+            str(model),
+        ],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

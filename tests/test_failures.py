@@ -40,7 +40,7 @@ def test_process_ending_without_train_end_is_failure_never_success(mode: str, pr
         assert "the process exited before training finished" in report
     else:
         # the user caught the exception: excepthook never saw it, atexit did
-        assert state["failure"]["reason"] == "the process exited before training finished"
+        assert state["failure"]["reason"] == "exited"
     assert state["steps_done"] == 3
 
 
@@ -53,12 +53,13 @@ def test_a_late_exception_never_downgrades_a_finished_run(project: Path, tiny_mo
 
 
 def test_the_state_machine_refuses_to_change_a_final_status() -> None:
-    from trl_reporter.records import Failure, RunRecord, Status, StatusError
+    from trl_reporter.errors import StatusError
+    from trl_reporter.records import Failure, FailureReason, RunRecord, Status
 
-    run = RunRecord(run_id="r", run_name="r", experiment="e", started_at=1.0)
+    run = RunRecord(key="r", run_name="r", experiment="e", started_at=1.0)
     run.finish(Status.SUCCESS, at=2.0, steps_done=10)
     with pytest.raises(StatusError):
-        run.fail(Failure(reason="late"), at=3.0)
+        run.fail(Failure(reason=FailureReason.EXITED), at=3.0)
     with pytest.raises(StatusError):
         run.finish(Status.IN_PROGRESS, at=3.0)
     assert (run.status, run.ended_at, run.failure) == (Status.SUCCESS, 2.0, None)

@@ -73,7 +73,9 @@ def test_injected_failure_never_reaches_the_trainer(
         trainer = train(tiny_model, [ReportCallback(trackio=False)], max_steps=8)
 
     assert (trainer.state.global_step, trainer.state.log_history[-1]["train_loss"]) == baseline
-    warnings = [r.getMessage() for r in caplog.records if r.name.startswith("trl_reporter") and r.levelno >= logging.WARNING]
+    warnings = [
+        r.getMessage() for r in caplog.records if r.name.startswith("trl_reporter") and r.levelno >= logging.WARNING
+    ]
     assert 1 <= len(warnings) <= 2, warnings  # one per kind; an enrichment step and the write it spoils may differ
     assert len(set(warnings)) == len(warnings)
 

@@ -3,6 +3,7 @@ URLs and experiment names, and a corpus of secrets and their harmless look-alike
 
 from __future__ import annotations
 
+import html
 import json
 import os
 from pathlib import Path
@@ -13,11 +14,13 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from trl_reporter import markdown as md
+from trl_reporter.errors import StoreError
 from trl_reporter.naming import slug
-from trl_reporter.records import Evaluation, Failure, Link, RunRecord, TrackioInfo
+from trl_reporter.records import Evaluation, Failure, FailureReason, Link, RunRecord, TrackioInfo
 from trl_reporter.redact import scrub, scrub_text
-from trl_reporter.render import renderer
-from trl_reporter.store import ExperimentStore, StoreError
+from trl_reporter.schema import load_run
+from trl_reporter.store import ExperimentStore
+from trl_reporter.template import renderer
 
 PARSER = MarkdownIt("commonmark").enable("table").enable("strikethrough")
 OUR_HTML = ("<br>", "<details>", "</details>", "<summary>", "</summary>", "<iframe ", "</iframe>")
@@ -77,7 +80,7 @@ def _html_tokens(text: str) -> list[str]:
 
 def _record(run_name: str, params: list[tuple[str, str]], message: str = "boom", tb: str = "tb") -> RunRecord:
     run = RunRecord(
-        run_id="r",
+        key="r",
         run_name=run_name,
         experiment="e",
         started_at=1_700_000_000.0,
@@ -90,7 +93,9 @@ def _record(run_name: str, params: list[tuple[str, str]], message: str = "boom",
         host=run_name,
         pid=1,
     )
-    run.fail(Failure(reason="x", exc_type=run_name, message=message, traceback=tb), at=1_700_000_100.0)
+    run.fail(
+        Failure(reason=FailureReason.EXCEPTION, exc_type=run_name, message=message, traceback=tb), at=1_700_000_100.0
+    )
     return run
 
 
@@ -109,15 +114,17 @@ def test_parameter_rows_keep_two_cells_and_round_trip(name: str, value: str) -> 
 def test_no_raw_html_gets_through(run_name: str, value: str, message: str) -> None:
     text = renderer()(run_name, [_record(run_name, [(value, value)], message=message)])
 
-    for html in _html_tokens(text):
-        assert html.startswith(OUR_HTML) or html.strip().startswith(OUR_HTML), html
+    for fragment in _html_tokens(text):
+        assert fragment.startswith(OUR_HTML) or fragment.strip().startswith(OUR_HTML), fragment
 
 
 @settings(deadline=None)
 @given(run_name=LINE)
 def test_run_titles_show_the_name_exactly(run_name: str) -> None:
     text = renderer()("exp", [_record(run_name, [])])
-    headings = [t for t in PARSER.parse(text) if t.type == "inline" and t.map and text.splitlines()[t.map[0]].startswith("### ")]
+    headings = [
+        t for t in PARSER.parse(text) if t.type == "inline" and t.map and text.splitlines()[t.map[0]].startswith("### ")
+    ]
     [heading] = headings
     spans = [c.content for c in heading.children if c.type == "code_inline"]
     # Exactly the name: code spans keep inner spaces; only control characters become spaces.
@@ -130,14 +137,29 @@ def test_run_titles_show_the_name_exactly(run_name: str) -> None:
 def test_traceback_fences_never_close_early(tb: str) -> None:
     text = renderer()("exp", [_record("run", [], tb=tb or "x")])
     fences = [t for t in PARSER.parse(text) if t.type == "fence"]
-    assert [f.content.rstrip("\n") for f in fences] == [(tb or "x").replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")]
+    assert [f.content.rstrip("\n") for f in fences] == [
+        (tb or "x").replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
+    ]
 
 
 HOSTILE_URLS = [
-    "javascript:alert(1)", "JaVaScRiPt:alert(1)", " javascript:alert(1)", "data:text/html;base64,PHNjcmlwdD4=",
-    "vbscript:msgbox", "//evil.example/x", "http:///nohost", "https://", "file:///etc/passwd",
-    'https://ok.example/"><script>alert(1)</script>', "https://ok.example/\nx", "https://ok.example/\x00",
-    "https://ok.example/a b", "ftp://files.example/x", "", None, 42,
+    "javascript:alert(1)",
+    "JaVaScRiPt:alert(1)",
+    " javascript:alert(1)",
+    "data:text/html;base64,PHNjcmlwdD4=",
+    "vbscript:msgbox",
+    "//evil.example/x",
+    "http:///nohost",
+    "https://",
+    "file:///etc/passwd",
+    'https://ok.example/"><script>alert(1)</script>',
+    "https://ok.example/\nx",
+    "https://ok.example/\x00",
+    "https://ok.example/a b",
+    "ftp://files.example/x",
+    "",
+    None,
+    42,
 ]
 
 
@@ -147,7 +169,12 @@ def test_hostile_urls_are_never_emitted_unsafely(url: object) -> None:
     if safe is not None:
         assert safe.startswith(("http://", "https://")) and '"' not in safe and "<" not in safe
     assert "javascript" not in md.link("x", url).lower() or safe is not None
-    assert md.attr(url) == ("" if safe is None else md.attr(url))
+    attribute = md.attr(url)
+    if safe is None:
+        assert attribute == ""
+    else:  # the checked URL, HTML-escaped: nothing can end the attribute or open a tag
+        assert attribute == html.escape(safe, quote=True)
+        assert not any(c in attribute for c in '"<>') and attribute.startswith(("http://", "https://"))
 
 
 def test_job_and_model_links_from_hostile_input_stay_inert() -> None:
@@ -162,8 +189,27 @@ def test_job_and_model_links_from_hostile_input_stay_inert() -> None:
 
 
 HOSTILE_NAMES = [
-    "../escape", "../../etc/passwd", "/abs/path", "a/b/c", "..", ".", "", " ", "x\x00y", "CON", "nul.txt",
-    "com1", "a" * 500, "é" * 300, "名前", "naïve", ".hidden", "-dash", "a\\b", "line\nbreak", "tab\tname",
+    "../escape",
+    "../../etc/passwd",
+    "/abs/path",
+    "a/b/c",
+    "..",
+    ".",
+    "",
+    " ",
+    "x\x00y",
+    "CON",
+    "nul.txt",
+    "com1",
+    "a" * 500,
+    "é" * 300,
+    "名前",
+    "naïve",
+    ".hidden",
+    "-dash",
+    "a\\b",
+    "line\nbreak",
+    "tab\tname",
 ]
 
 
@@ -171,7 +217,7 @@ HOSTILE_NAMES = [
 def test_experiment_names_always_stay_inside_the_report_dir(name: str, tmp_path: Path) -> None:
     root = tmp_path / "training_reports"
     store = ExperimentStore(root, name)
-    store.save_run(RunRecord(run_id="r", run_name="r", experiment=name, started_at=1.0))
+    store.save_run(RunRecord(key="r", run_name="r", experiment=name, started_at=1.0))
     store.render(renderer(), timeout=5)
 
     assert store.report_path.resolve().parent == root.resolve()
@@ -203,7 +249,7 @@ def test_symlink_planted_at_the_report_is_replaced_not_written_through(tmp_path:
     victim.write_text("precious")
     store = ExperimentStore(root, "exp")
     store.report_path.symlink_to(victim)
-    store.save_run(RunRecord(run_id="r", run_name="r", experiment="exp", started_at=1.0))
+    store.save_run(RunRecord(key="r", run_name="r", experiment="exp", started_at=1.0))
     store.render(renderer(), timeout=5)
 
     assert victim.read_text() == "precious"
@@ -228,17 +274,31 @@ SECRETS = [
     "postgresql://admin:hunter2@db.internal:5432/x",
     "https://user:with@at-and/slash@example.com/x",
 ]
-LOOK_ALIKES = ["max_new_tokens", "pad_token", "<|endoftext|>", "0123456789abcdef0123456789abcdef01234567",
-               "hf_home", "https://huggingface.co/user/repo", "eos_token=</s>", "hf_transfer", "src/hf_argparser.py",
-               "hf_baseline", "https://host:8080/path"]
+LOOK_ALIKES = [
+    "max_new_tokens",
+    "pad_token",
+    "<|endoftext|>",
+    "0123456789abcdef0123456789abcdef01234567",
+    "hf_home",
+    "https://huggingface.co/user/repo",
+    "eos_token=</s>",
+    "hf_transfer",
+    "src/hf_argparser.py",
+    "hf_baseline",
+    "https://host:8080/path",
+]
 
 
 def test_secrets_never_reach_any_written_file_and_look_alikes_survive(tmp_path: Path) -> None:
     root = tmp_path / "training_reports"
     store = ExperimentStore(root, "secrets")
     params = [(f"arg{i}", f"value {s} end") for i, s in enumerate(SECRETS)] + [(a, a) for a in LOOK_ALIKES]
-    run = _record(f"run {SECRETS[0]}", params, message=f"failed with {SECRETS[2]} and {SECRETS[0]}",
-                  tb=f"Traceback\n  token={SECRETS[1]}\n{SECRETS[3]}")
+    run = _record(
+        f"run {SECRETS[0]}",
+        params,
+        message=f"failed with {SECRETS[2]} and {SECRETS[0]}",
+        tb=f"Traceback\n  token={SECRETS[1]}\n{SECRETS[3]}",
+    )
     run.job_url = SECRETS[2]
     store.save_run(json_round_trip(run))
     store.render(renderer(), timeout=5)
@@ -254,14 +314,14 @@ def test_secrets_never_reach_any_written_file_and_look_alikes_survive(tmp_path: 
 
 
 def json_round_trip(run: RunRecord) -> RunRecord:
-    return RunRecord.from_dict(json.loads(json.dumps(run.to_dict())))
+    return load_run(json.loads(json.dumps(run.to_dict())))
 
 
 def test_bad_state_files_are_skipped_not_fatal(tmp_path: Path) -> None:
     root = tmp_path / "training_reports"
     store = ExperimentStore(root, "exp")
-    store.save_run(RunRecord(run_id="good", run_name="good", experiment="exp", started_at=1.0))
+    store.save_run(RunRecord(key="good", run_name="good", experiment="exp", started_at=1.0))
     (store.runs_dir / "bad.json").write_text("{not json")
-    (store.runs_dir / "future.json").write_text(json.dumps({"schema": 999, "run_id": "f"}))
+    (store.runs_dir / "future.json").write_text(json.dumps({"schema": 999, "key": "f"}))
     assert [r.run_name for r in store.load_runs()] == ["good"]
     assert os.path.exists(store.runs_dir / "bad.json")  # nothing is deleted: it may be mid-merge

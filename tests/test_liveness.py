@@ -12,23 +12,27 @@ from pathlib import Path
 from helpers import SCRIPTS, only_report, run_states, train
 
 from trl_reporter import ReportCallback
-from trl_reporter.liveness import HEARTBEAT_EVERY, STALE_AFTER, VANISHED, vanished
+from trl_reporter.liveness import HEARTBEAT_EVERY, STALE_AFTER, vanished
 from trl_reporter.records import RunRecord
-from trl_reporter.render import renderer
+from trl_reporter.template import renderer
 
 
 def test_sigkilled_run_becomes_failure_at_the_next_start(project: Path, tiny_model: Path) -> None:
-    env = dict(os.environ, PYTHONPATH=str(SCRIPTS.parent))
+    env = dict(os.environ)
     proc = subprocess.Popen(
         [sys.executable, str(SCRIPTS / "signals.py"), "default", str(tiny_model)],
-        cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.startswith("AT STEP 3"):
             proc.send_signal(signal.SIGKILL)
             break
-    proc.wait(timeout=60)
+    proc.communicate(timeout=60)
     [killed] = run_states(project)
     assert killed["status"] == "In Progress"  # nothing inside the process could see SIGKILL
 
@@ -36,7 +40,7 @@ def test_sigkilled_run_becomes_failure_at_the_next_start(project: Path, tiny_mod
 
     states = {s["run_name"]: s for s in run_states(project)}
     assert states["signal-default"]["status"] == "Failure"
-    assert states["signal-default"]["failure"]["reason"] == VANISHED
+    assert states["signal-default"]["failure"]["reason"] == "vanished"
     assert "process vanished" in only_report(project)
     assert states["next-start"]["status"] == "Success"
 
@@ -45,21 +49,36 @@ def test_a_live_process_is_not_vanished_and_a_reused_pid_is() -> None:
     from trl_reporter.detect import host
     from trl_reporter.liveness import process_started
 
-    me = RunRecord(run_id="m", run_name="m", experiment="e", started_at=1.0, host=host(), pid=os.getpid(),
-                   process_started=process_started(os.getpid()))
+    me = RunRecord(
+        key="m",
+        run_name="m",
+        experiment="e",
+        started_at=1.0,
+        host=host(),
+        pid=os.getpid(),
+        process_started=process_started(os.getpid()),
+    )
     assert not vanished(me, host())
-    reused = RunRecord(run_id="r", run_name="r", experiment="e", started_at=1.0, host=host(), pid=os.getpid(),
-                       process_started=12345.0)
+    reused = RunRecord(
+        key="r", run_name="r", experiment="e", started_at=1.0, host=host(), pid=os.getpid(), process_started=12345.0
+    )
     assert vanished(reused, host())
-    elsewhere = RunRecord(run_id="o", run_name="o", experiment="e", started_at=1.0, host="another-host", pid=1)
+    elsewhere = RunRecord(key="o", run_name="o", experiment="e", started_at=1.0, host="another-host", pid=1)
     assert not vanished(elsewhere, host())
 
 
 def test_quiet_run_on_another_host_is_shown_stale_once_others_move_on() -> None:
     t0 = 1_700_000_000.0
-    quiet = RunRecord(run_id="q", run_name="quiet", experiment="e", started_at=t0, host="gpu-7", pid=99,
-                      heartbeat_at=t0 + HEARTBEAT_EVERY)
-    later = RunRecord(run_id="l", run_name="later", experiment="e", started_at=t0 + HEARTBEAT_EVERY + STALE_AFTER + 1)
+    quiet = RunRecord(
+        key="q",
+        run_name="quiet",
+        experiment="e",
+        started_at=t0,
+        host="gpu-7",
+        pid=99,
+        heartbeat_at=t0 + HEARTBEAT_EVERY,
+    )
+    later = RunRecord(key="l", run_name="later", experiment="e", started_at=t0 + HEARTBEAT_EVERY + STALE_AFTER + 1)
     alive = renderer()("e", [quiet])
     stale = renderer()("e", [quiet, later])
 

@@ -52,5 +52,5 @@ def test_failing_cell_caught_exception_and_successful_cell(project: Path, tiny_m
     assert states["nb-fails"]["failure"]["exc_type"] == "ValueError"
     assert states["nb-fails"]["steps_done"] == 2
     assert states["nb-caught"]["status"] == "Failure"
-    assert states["nb-caught"]["failure"]["reason"] == "the notebook cell finished before training finished"
+    assert states["nb-caught"]["failure"]["reason"] == "cell-finished"
     assert states["nb-works"]["status"] == "Success"

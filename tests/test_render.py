@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from trl_reporter import markdown as md
-from trl_reporter.records import Evaluation, Failure, Link, RunRecord, Status, TrackioInfo
-from trl_reporter.render import duration, renderer, score
+from trl_reporter.records import Evaluation, Failure, FailureReason, Link, RunRecord, Status, TrackioInfo
+from trl_reporter.template import duration, renderer, score
 
 GOLDEN = Path(__file__).parent / "golden" / "report.md"
 T0 = 1764250000.0  # 2025-11-27 13:26:40 UTC
@@ -18,9 +18,11 @@ T0 = 1764250000.0  # 2025-11-27 13:26:40 UTC
 def golden_runs() -> list[RunRecord]:
     qwen = Link("Qwen/Qwen2.5-0.5B", "https://huggingface.co/Qwen/Qwen2.5-0.5B")
     capybara = Link("trl-lib/Capybara", "https://huggingface.co/datasets/trl-lib/Capybara")
-    space = TrackioInfo(project="qwen-capybara-sft", run="run-1764250000", base_url="https://acme-trackio.hf.space/", local=False)
+    space = TrackioInfo(
+        project="qwen-capybara-sft", run="run-1764250000", base_url="https://acme-trackio.hf.space/", local=False
+    )
     success = RunRecord(
-        run_id="run-1764250000",
+        key="run-1764250000",
         run_name="run-1764250000",
         experiment="qwen-capybara-sft",
         started_at=T0,
@@ -38,13 +40,15 @@ def golden_runs() -> list[RunRecord]:
         steps_planned=1233,
         final_loss=1.0843,
         evaluations=[
-            Evaluation("eval_loss", 1.12134, job_link="https://huggingface.co/jobs/acme/6928a8f1c0ffee0012345678", step=1233)
+            Evaluation(
+                "eval_loss", 1.12134, job_link="https://huggingface.co/jobs/acme/6928a8f1c0ffee0012345678", step=1233
+            )
         ],
         model_link="https://huggingface.co/acme/qwen-capybara-sft",
     )
     success.status = Status.SUCCESS
     failure = RunRecord(
-        run_id="run-1764253600",
+        key="run-1764253600",
         run_name="run-1764253600",
         experiment="qwen-capybara-sft",
         started_at=T0 + 3600,
@@ -53,12 +57,14 @@ def golden_runs() -> list[RunRecord]:
         parameters=[("Learning Rate", "5e-05")],
         host="gpu-box-1",
         pid=4343,
-        trackio=TrackioInfo(project="qwen-capybara-sft", run="run-1764253600", base_url="https://acme-trackio.hf.space/", local=False),
+        trackio=TrackioInfo(
+            project="qwen-capybara-sft", run="run-1764253600", base_url="https://acme-trackio.hf.space/", local=False
+        ),
         steps_planned=1233,
     )
     failure.fail(
         Failure(
-            reason="an uncaught exception",
+            reason=FailureReason.EXCEPTION,
             exc_type="OutOfMemoryError",
             message="CUDA out of memory. Tried to allocate 2.00 GiB",
             traceback='Traceback (most recent call last):\n  File "train.py", line 88, in <module>\n    x = "```"\ntorch.OutOfMemoryError: CUDA out of memory.\n',
@@ -67,16 +73,18 @@ def golden_runs() -> list[RunRecord]:
         steps_done=412,
     )
     in_progress = RunRecord(
-        run_id="weird-name",
+        key="weird-name",
         run_name="weird `name` | <script>",
         experiment="qwen-capybara-sft",
         started_at=T0 + 9200,
-        base_model=Link("/data/models/qwen-1.5b", None, note="local path"),
+        base_model=Link("/data/models/qwen-1.5b", None, local_path=True),
         dataset=None,
         parameters=[("Learning Rate", "1e-05")],
         host="gpu-box-3",
         pid=48213,
-        trackio=TrackioInfo(project="qwen-capybara-sft", run="weird `name` | <script>", base_url="http://127.0.0.1:7860/"),
+        trackio=TrackioInfo(
+            project="qwen-capybara-sft", run="weird `name` | <script>", base_url="http://127.0.0.1:7860/"
+        ),
         steps_planned=1233,
     )
     return [success, failure, in_progress]
@@ -96,13 +104,16 @@ def test_rendering_twice_is_byte_identical() -> None:
 
 def test_user_template_is_used(tmp_path: Path) -> None:
     template = tmp_path / "mine.md.j2"
-    template.write_text("# {{ experiment | inline }}\n{% for g in groups %}{% for r in g.runs %}- {{ r.title }}\n{% endfor %}{% endfor %}")
+    template.write_text(
+        "# {{ experiment }}\n{% for g in groups %}{% for r in g.runs %}- {{ r.name | code }} {{ r.status }}\n"
+        "{% endfor %}{% endfor %}"
+    )
     text = renderer(template)("exp_1", golden_runs())
-    assert text.startswith("# exp\\_1\n- `run-1764250000` - `2025-11-27 13:26:40` - `Success`\n")
+    assert text.startswith("# exp\\_1\n- `run-1764250000` Success\n")
 
 
 def test_missing_user_template_is_a_clear_error(tmp_path: Path) -> None:
-    from trl_reporter.render import TemplateError
+    from trl_reporter.errors import TemplateError
 
     with pytest.raises(TemplateError, match="does not exist"):
         renderer(tmp_path / "nope.j2")

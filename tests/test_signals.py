@@ -17,7 +17,7 @@ from trl_reporter import ReportCallback
 
 
 def start(mode: str, project: Path, tiny_model: Path, **env: str) -> subprocess.Popen:
-    full_env = dict(os.environ, PYTHONPATH=str(SCRIPTS.parent), **env)
+    full_env = dict(os.environ, **env)
     return subprocess.Popen(
         [sys.executable, str(SCRIPTS / "signals.py"), mode, str(tiny_model)],
         cwd=project,
@@ -49,7 +49,7 @@ def test_sigterm_records_failure_and_the_process_still_dies_by_sigterm(project: 
     assert status == "Failure"
     assert "terminated by SIGTERM" in report
     [state] = run_states(project)
-    assert state["failure"]["reason"] == "terminated by SIGTERM"
+    assert (state["failure"]["reason"], state["failure"]["signal"]) == ("signal", "SIGTERM")
     assert 3 <= state["steps_done"] < 12
 
 
@@ -60,7 +60,7 @@ def test_sigint_is_an_interruption_and_the_user_still_sees_keyboardinterrupt(pro
     assert "KeyboardInterrupt" in err
     assert proc.returncode in (1, -signal.SIGINT)  # Python exits on an uncaught KeyboardInterrupt
     [state] = run_states(project)
-    assert (state["status"], state["failure"]["reason"]) == ("Failure", "interrupted by SIGINT")
+    assert (state["status"], state["failure"]["reason"], state["failure"]["signal"]) == ("Failure", "signal", "SIGINT")
 
 
 def test_previous_sigterm_handler_is_called_exactly_once_and_keeps_its_exit_code(
@@ -73,7 +73,7 @@ def test_previous_sigterm_handler_is_called_exactly_once_and_keeps_its_exit_code
     assert proc.returncode == 7
     assert marker.read_text() == "called\n"
     [state] = run_states(project)
-    assert (state["status"], state["failure"]["reason"]) == ("Failure", "terminated by SIGTERM")
+    assert (state["status"], state["failure"]["reason"], state["failure"]["signal"]) == ("Failure", "signal", "SIGTERM")
 
 
 def test_ignored_sigterm_stays_ignored_and_training_finishes(project: Path, tiny_model: Path) -> None:

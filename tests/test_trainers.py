@@ -81,11 +81,9 @@ def test_dpo_trainer(project: Path, tiny_model: Path) -> None:
 
 
 def test_peft_model_reports_lora_settings_and_its_base_model(project: Path, tiny_model: Path) -> None:
-    from peft import LoraConfig
-
-    from helpers import sft_config
-
     from datasets import Dataset
+    from helpers import sft_config
+    from peft import LoraConfig
     from trl import SFTTrainer
 
     SFTTrainer(

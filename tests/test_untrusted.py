@@ -33,15 +33,25 @@ EVIL_TEMPLATE = '{{ cycler.__init__.__globals__.os.system("touch PWNED") }}'
 
 def _store_with_a_run(root: Path, experiment: str = "exp", name: str = "good") -> ExperimentStore:
     store = ExperimentStore(root, experiment)
-    store.save_run(RunRecord(run_id=name, run_name=name, experiment=experiment, started_at=1_700_000_000.0,
-                             status=Status.SUCCESS, ended_at=1_700_000_060.0, steps_done=4, steps_planned=4))
+    store.save_run(
+        RunRecord(
+            key=name,
+            run_name=name,
+            experiment=experiment,
+            started_at=1_700_000_000.0,
+            status=Status.SUCCESS,
+            ended_at=1_700_000_060.0,
+            steps_done=4,
+            steps_planned=4,
+        )
+    )
     return store
 
 
-def _write_run_file(store: ExperimentStore, key: str, **fields: object) -> Path:
-    data = RunRecord(run_id=key, run_name=key, experiment=store.experiment, started_at=1_700_000_100.0).to_dict()
+def _write_run_file(store: ExperimentStore, stem: str, **fields: object) -> Path:
+    data = RunRecord(key=stem, run_name=stem, experiment=store.experiment, started_at=1_700_000_100.0).to_dict()
     data.update(fields)
-    path = store.runs_dir / f"{key}.json"
+    path = store.runs_dir / f"{stem}.json"
     path.write_text(json.dumps(data))
     return path
 
@@ -58,7 +68,7 @@ def test_a_run_id_that_climbs_out_is_skipped_and_add_eval_writes_nothing_outside
 ) -> None:
     root = tmp_path / "project" / "training_reports"
     store = _store_with_a_run(root)
-    planted = _write_run_file(store, "evil", run_id="../../../../escaped/evil", run_name="evil")
+    planted = _write_run_file(store, "evil", key="../../../../escaped/evil", run_name="evil")
     outside_before = _files_under(tmp_path) - _files_under(root)
 
     with caplog.at_level(logging.WARNING, logger="trl_reporter"):
@@ -73,7 +83,7 @@ def test_a_run_id_that_climbs_out_is_skipped_and_add_eval_writes_nothing_outside
 
 def test_a_run_file_whose_run_id_differs_from_its_file_name_is_skipped(tmp_path: Path) -> None:
     store = _store_with_a_run(tmp_path / "training_reports")
-    _write_run_file(store, "alias", run_id="good", run_name="impostor")
+    _write_run_file(store, "alias", key="good", run_name="impostor")
     assert [r.run_name for r in store.load_runs()] == ["good"]
 
 
@@ -87,7 +97,7 @@ def test_a_resumed_training_never_follows_a_planted_run_id(project: Path, tiny_m
     train(tiny_model, [ReportCallback("exp", trackio=False), StopAtThree()], **common)
     [state_file] = (project / "training_reports").glob(".trl-reporter/exp/runs/resumable.json")
     data = json.loads(state_file.read_text())
-    data["run_id"] = "../../../../escaped/evil"
+    data["key"] = "../../../../escaped/evil"
     state_file.write_text(json.dumps(data))
 
     from datasets import Dataset
@@ -96,9 +106,12 @@ def test_a_resumed_training_never_follows_a_planted_run_id(project: Path, tiny_m
 
     from trl_reporter.tiny import texts
 
-    resumed = SFTTrainer(model=str(tiny_model), args=sft_config(**common),
-                         train_dataset=Dataset.from_dict({"text": texts(32)}),
-                         callbacks=[ReportCallback("exp", trackio=False)])
+    resumed = SFTTrainer(
+        model=str(tiny_model),
+        args=sft_config(**common),
+        train_dataset=Dataset.from_dict({"text": texts(32)}),
+        callbacks=[ReportCallback("exp", trackio=False)],
+    )
     resumed.train(resume_from_checkpoint=str(project / "out" / "resumable" / "checkpoint-3"))
 
     assert not list(project.parent.rglob("escaped"))
@@ -202,8 +215,16 @@ def test_trackio_is_not_started_by_the_reporter_when_the_environment_names_a_spa
 
 @pytest.mark.parametrize(
     "text",
-    [f"eval_{TOKEN}", f"run_{TOKEN}", f"{TOKEN}_v2", f"x{TOKEN}", f"({TOKEN})", f"a-{TOKEN}.json",
-     "eval_https://user:pw@host.example/x", "run-https://user:s3cret@host/x"],
+    [
+        f"eval_{TOKEN}",
+        f"run_{TOKEN}",
+        f"{TOKEN}_v2",
+        f"x{TOKEN}",
+        f"({TOKEN})",
+        f"a-{TOKEN}.json",
+        "eval_https://user:pw@host.example/x",
+        "run-https://user:s3cret@host/x",
+    ],
 )
 def test_tokens_are_redacted_in_every_position(text: str) -> None:
     redacted = scrub_text(text)
@@ -214,15 +235,45 @@ def test_secret_in_run_and_experiment_names_never_reaches_a_file_or_file_name(
     project: Path, tiny_model: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.DEBUG, logger="trl_reporter"):
-        callback = ReportCallback(f"exp_{TOKEN}", trackio=False, dataset=f"acme/data_{TOKEN}",
-                                  base_model=f"acme/model-{TOKEN}")
+        callback = ReportCallback(
+            f"exp_{TOKEN}", trackio=False, dataset=f"acme/data_{TOKEN}", base_model=f"acme/model-{TOKEN}"
+        )
         trainer = train(tiny_model, [callback], run_name=f"run_{TOKEN}_v2", output_dir=f"out/dir_{TOKEN}")
-        trainer.callback_handler.on_evaluate(trainer.args, trainer.state, trainer.control,
-                                             metrics={f"eval_{TOKEN}": 0.5})
-    assert cli_main(["add-eval", f"exp_{TOKEN}", f"run_{TOKEN}_v2", "--benchmark", f"b_{TOKEN}", "--score", "1",
-                     "--model-link", "https://user:s3cret@host.example/m"]) == 2  # the name was redacted
-    assert cli_main(["add-eval", "exp_***", "run_***_v2", "--benchmark", f"b_{TOKEN}", "--score", "1",
-                     "--model-link", "https://user:s3cret@host.example/m"]) == 0
+        trainer.callback_handler.on_evaluate(
+            trainer.args, trainer.state, trainer.control, metrics={f"eval_{TOKEN}": 0.5}
+        )
+    assert (
+        cli_main(
+            [
+                "add-eval",
+                f"exp_{TOKEN}",
+                f"run_{TOKEN}_v2",
+                "--benchmark",
+                f"b_{TOKEN}",
+                "--score",
+                "1",
+                "--model-link",
+                "https://user:s3cret@host.example/m",
+            ]
+        )
+        == 2
+    )  # the name was redacted
+    assert (
+        cli_main(
+            [
+                "add-eval",
+                "exp_***",
+                "run_***_v2",
+                "--benchmark",
+                f"b_{TOKEN}",
+                "--score",
+                "1",
+                "--model-link",
+                "https://user:s3cret@host.example/m",
+            ]
+        )
+        == 0
+    )
     reports = project / "training_reports"
     for path in reports.rglob("*"):
         assert SECRET_PART not in str(path.relative_to(project))
@@ -286,8 +337,9 @@ def test_files_with_wrong_types_are_skipped_with_a_warning_naming_each(
 def test_an_evaluation_metric_too_large_for_a_float_is_saved_readably(project: Path, tiny_model: Path) -> None:
     callback = ReportCallback(trackio=False)
     trainer = train(tiny_model, [callback])
-    trainer.callback_handler.on_evaluate(trainer.args, trainer.state, trainer.control,
-                                         metrics={"eval_big": 10**400, "eval_loss": 1.5})
+    trainer.callback_handler.on_evaluate(
+        trainer.args, trainer.state, trainer.control, metrics={"eval_big": 10**400, "eval_loss": 1.5}
+    )
     assert cli_main(["render"]) == 0
     report = only_report(project)
     assert "| eval\\_big | inf |" in report
@@ -311,16 +363,16 @@ def _hold_lock(store: ExperimentStore, seconds: float) -> subprocess.Popen:
 
 @pytest.mark.parametrize("command", [["list"], ["show", "exp"], ["reconcile"]])
 def test_every_command_brings_a_report_that_is_behind_up_to_date(tmp_path: Path, command: list[str]) -> None:
-    from trl_reporter.render import renderer
+    from trl_reporter.template import renderer
 
     root = tmp_path / "training_reports"
     store = _store_with_a_run(root)
     assert store.render(renderer(), timeout=5)
-    late = RunRecord(run_id="late", run_name="late", experiment="exp", started_at=1_700_000_200.0)
+    late = RunRecord(key="late", run_name="late", experiment="exp", started_at=1_700_000_200.0)
     store.save_run(late)
     holder = _hold_lock(store, 1.5)
     assert not store.render(renderer(), timeout=0.1)  # another process holds the lock
-    holder.wait()
+    holder.communicate()
     late.finish(Status.SUCCESS, at=1_700_000_300.0, steps_done=3)
     store.save_run(late)  # its end is saved; nobody rendered it
 
@@ -330,12 +382,12 @@ def test_every_command_brings_a_report_that_is_behind_up_to_date(tmp_path: Path,
 
 
 def test_a_writer_that_holds_the_lock_renders_what_was_saved_meanwhile(tmp_path: Path) -> None:
-    from trl_reporter.render import renderer
+    from trl_reporter.template import renderer
 
     root = tmp_path / "training_reports"
     store = _store_with_a_run(root)
     render = renderer()
-    other = RunRecord(run_id="other", run_name="other", experiment="exp", started_at=1_700_000_200.0)
+    other = RunRecord(key="other", run_name="other", experiment="exp", started_at=1_700_000_200.0)
     started = threading.Event()
 
     def slow(experiment: str, runs: list[RunRecord]) -> str:
@@ -357,9 +409,15 @@ def test_a_writer_that_holds_the_lock_renders_what_was_saved_meanwhile(tmp_path:
 
 
 def _script(mode: str, tiny_model: Path, report_dir: Path) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(SCRIPTS.parent))
-    return subprocess.Popen([sys.executable, str(SCRIPTS / "faults.py"), mode, str(tiny_model), str(report_dir)],
-                            cwd=report_dir.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = dict(os.environ)
+    return subprocess.Popen(
+        [sys.executable, str(SCRIPTS / "faults.py"), mode, str(tiny_model), str(report_dir)],
+        cwd=report_dir.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _sigterm_when_rendering(proc: subprocess.Popen) -> None:
@@ -392,7 +450,7 @@ def _states(report_dir: Path) -> list[dict]:
 
 
 def test_a_moment_of_full_disk_at_the_end_does_not_turn_success_into_failure(
-    faulty_runs: dict[str, tuple[Path, int, str]]
+    faulty_runs: dict[str, tuple[Path, int, str]],
 ) -> None:
     report_dir, code, err = faulty_runs["enospc-recover"]
     assert code == 0, err
@@ -423,7 +481,7 @@ def test_text_that_is_not_utf8_is_written_not_lost(faulty_runs: dict[str, tuple[
 
 
 def test_sigterm_while_the_process_renders_leaves_the_report_at_failure(
-    faulty_runs: dict[str, tuple[Path, int, str]]
+    faulty_runs: dict[str, tuple[Path, int, str]],
 ) -> None:
     report_dir, code, err = faulty_runs["render-signal"]
     assert code == -signal.SIGTERM, err
@@ -445,8 +503,14 @@ def test_a_nan_loss_and_an_infinite_grad_norm_are_shown_as_themselves(project: P
                     for p in model.parameters():
                         p.fill_(float("nan"))
 
-    train(tiny_model, [ReportCallback(trackio=False), PoisonWeights()], max_steps=6, logging_steps=2,
-          logging_nan_inf_filter=False, max_grad_norm=float("inf"))
+    train(
+        tiny_model,
+        [ReportCallback(trackio=False), PoisonWeights()],
+        max_steps=6,
+        logging_steps=2,
+        logging_nan_inf_filter=False,
+        max_grad_norm=float("inf"),
+    )
 
     report = only_report(project)
     assert "| Max Grad Norm | inf |" in report
@@ -460,15 +524,21 @@ def test_a_nan_loss_and_an_infinite_grad_norm_are_shown_as_themselves(project: P
 
 
 def test_a_vanished_run_is_dated_by_its_last_sign_of_life(project: Path, tiny_model: Path) -> None:
-    env = dict(os.environ, PYTHONPATH=str(SCRIPTS.parent), STEPS="400")
-    proc = subprocess.Popen([sys.executable, str(SCRIPTS / "signals.py"), "default", str(tiny_model)],
-                            cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    env = dict(os.environ, STEPS="400")
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPTS / "signals.py"), "default", str(tiny_model)],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.startswith("AT STEP 3"):
             proc.send_signal(signal.SIGKILL)
             break
-    proc.wait(timeout=60)
+    proc.communicate(timeout=60)
     time.sleep(3)
     assert cli_main(["reconcile"]) == 0
 
@@ -490,9 +560,19 @@ def test_a_run_from_another_boot_with_the_same_host_name_is_left_to_the_heartbea
     hostname, _, namespace = detect.host_id().split("/")
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    store.save_run(RunRecord(run_id="twin", run_name="twin", experiment="exp", started_at=time.time(),
-                             host=hostname, host_id=f"{hostname}/another-boot-id/{namespace}", pid=dead.pid,
-                             process_started=123.0, heartbeat_at=time.time()))
+    store.save_run(
+        RunRecord(
+            key="twin",
+            run_name="twin",
+            experiment="exp",
+            started_at=time.time(),
+            host=hostname,
+            host_id=f"{hostname}/another-boot-id/{namespace}",
+            pid=dead.pid,
+            process_started=123.0,
+            heartbeat_at=time.time(),
+        )
+    )
 
     assert cli_main(["--report-dir", str(root), "reconcile"]) == 0
     assert store.load_runs()[0].status is Status.IN_PROGRESS
@@ -506,7 +586,7 @@ def test_a_run_from_another_boot_with_the_same_host_name_is_left_to_the_heartbea
     [
         '{"results": {"t": {"acc,none": ' + "9" * 400 + '}}, "versions": {"t": 1}}',
         "[" * 100_000 + "]" * 100_000,
-        '{"results": ' + "{\"a\": " * 5000 + "1" + "}" * 5000 + ', "versions": {}}',
+        '{"results": ' + '{"a": ' * 5000 + "1" + "}" * 5000 + ', "versions": {}}',
     ],
     ids=["400-digit-integer", "deeply-nested-list", "deeply-nested-results"],
 )
@@ -526,7 +606,9 @@ def test_hostile_results_files_exit_2(tmp_path: Path, content: str, capsys: pyte
 def test_evaluation_scores_that_overflow_are_not_saved(tmp_path: Path) -> None:
     root = tmp_path / "training_reports"
     _store_with_a_run(root)
-    assert cli_main(["--report-dir", str(root), "add-eval", "exp", "good", "--benchmark", "b", "--score", "9" * 400]) == 2
+    assert (
+        cli_main(["--report-dir", str(root), "add-eval", "exp", "good", "--benchmark", "b", "--score", "9" * 400]) == 2
+    )
     assert not (root / ".trl-reporter" / "exp" / "evals").exists()
 
 

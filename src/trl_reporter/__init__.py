@@ -12,12 +12,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .errors import EvaluationError, RecordError, StatusError, StoreError, TemplateError, TrlReporterError
+
 __version__ = "0.1.0"
-__all__ = ["ReportCallback", "add_evaluation", "add_evaluations", "Score", "__version__"]
+__all__ = [
+    "EvaluationError",
+    "RecordError",
+    "ReportCallback",
+    "Score",
+    "StatusError",
+    "StoreError",
+    "TemplateError",
+    "TrlReporterError",
+    "__version__",
+    "add_evaluation",
+    "add_evaluations",
+]
 
 if TYPE_CHECKING:
     from .callback import ReportCallback
-    from .evals import Score, add_evaluation, add_evaluations
+    from .evals import Score
+    from .maintenance import add_evaluation, add_evaluations
 
 
 def __getattr__(name: str) -> Any:
@@ -25,8 +40,12 @@ def __getattr__(name: str) -> Any:
         from .callback import ReportCallback
 
         return ReportCallback
-    if name in ("add_evaluation", "add_evaluations", "Score"):
-        from . import evals
+    if name in ("add_evaluation", "add_evaluations"):
+        from . import maintenance
 
-        return getattr(evals, name)
+        return getattr(maintenance, name)
+    if name == "Score":
+        from .evals import Score
+
+        return Score
     raise AttributeError(f"module 'trl_reporter' has no attribute {name!r}")

@@ -55,11 +55,14 @@ def _kind(exc: BaseException) -> str:
     return f"{type(exc).__qualname__}:{errno}" if errno is not None else type(exc).__qualname__
 
 
-F = TypeVar("F", bound=Callable[..., Any])
+F = TypeVar("F", bound=Callable[..., None])
 
 
 def event(fn: F) -> F:
-    """Decorate a callback event: rank 0 only, never raises, always returns ``None``."""
+    """Decorate a callback event: rank 0 only, never raises, always returns ``None``.
+
+    The decorated method's object keeps its :class:`Guard` in ``self._guard``.
+    """
 
     @functools.wraps(fn)
     def wrapper(self: Any, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

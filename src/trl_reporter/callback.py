@@ -1,21 +1,26 @@
 """``ReportCallback``: the Trainer-facing translator.
 
-Each event handler hands one fact to the :class:`~trl_reporter.session.RunSession` and decides
-nothing itself. Every handler runs through :func:`trl_reporter._guard.event`, which keeps the
-reporter's own failures out of the training loop and lets only world rank 0 act.
+Each event handler hands one fact to the run's :class:`~trl_reporter.lifecycle.RunSession` and
+decides nothing itself. Every handler runs through :func:`trl_reporter._guard.event`, which keeps
+the reporter's own failures out of the training loop and lets only world rank 0 act.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from transformers import TrainerCallback
 
-from . import detect
 from ._guard import Guard, event
-from .render import chosen_template, renderer
-from .session import RunSession, Settings
+from .capture import Settings
+from .lifecycle import RunSession
+from .template import chosen_template, renderer
+from .trackio_local import local_trackio_callback
+
+if TYPE_CHECKING:
+    from transformers import TrainerControl, TrainerState, TrainingArguments
 
 
 class ReportCallback(TrainerCallback):
@@ -37,6 +42,9 @@ class ReportCallback(TrainerCallback):
         trackio: start local Trackio logging when ``report_to`` does not include it (default on).
             Trackio started this way stays on this machine: no Space, no sync on push, no model
             card change. Only ``report_to="trackio"`` uploads, as transformers does.
+
+    Raises:
+        TemplateError: at construction, for a template that is missing or does not parse.
     """
 
     def __init__(
@@ -64,40 +72,37 @@ class ReportCallback(TrainerCallback):
         self._guard = Guard()
         self.session: RunSession | None = None
         self._trackio_callback: Any = None
-        # The environment variable that kept the reporter from starting Trackio itself, if any.
         self._trackio_blocked_by: str | None = None
+
+    @property
+    def report_path(self) -> Path | None:
+        """The markdown report of the current (or last) run, once training has begun."""
+        return self.session.store.report_path if self.session is not None else None
 
     # -- Trackio, delegated to transformers' own integration, kept local --------------------------
 
-    def _trackio(self, args: Any) -> Any:
-        """A local-only TrackioCallback, when Trackio is wanted and ``report_to`` lacks it.
-
-        The user did not choose Trackio here, so nothing may leave the machine: if the
-        environment would send trackio.init() to a Space or a server, it is not started at all.
-        """
-        if self._trackio_callback is None and self.settings.trackio and "trackio" not in (args.report_to or []):
-            self._trackio_blocked_by = detect.trackio_remote_variable()
-            if self._trackio_blocked_by is None:
-                self._trackio_callback = _local_trackio_callback()
-        return self._trackio_callback
-
-    def _delegate(self, name: str, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        callback = self._trackio(args) if name == "on_train_begin" else self._trackio_callback
+    def _delegate(
+        self, name: str, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        wanted = self.settings.trackio and "trackio" not in (args.report_to or [])
+        if name == "on_train_begin" and wanted and self._trackio_callback is None:
+            self._trackio_callback, self._trackio_blocked_by = local_trackio_callback()
+        callback = self._trackio_callback
         if callback is not None:
-            self._guard.attempt(f"Trackio {name}", lambda: getattr(callback, name)(args, state, control, **kwargs), None)
+            self._guard.attempt(
+                f"Trackio {name}", lambda: getattr(callback, name)(args, state, control, **kwargs), None
+            )
 
     # -- events --------------------------------------------------------------------------------
 
     @event
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         self._delegate("on_train_begin", args, state, control, **kwargs)
-        if self.session is not None and not self.session.record.status.is_final:
-            if getattr(args, "auto_find_batch_size", False):
-                self.session.state = state  # the same run, retried with a smaller batch
-                return
-            self.session.superseded()
         loader = kwargs.get("train_dataloader")
-        self.session = RunSession.begin(
+        self.session = RunSession.start(
+            self.session,
             self.settings,
             self._render,
             self._guard,
@@ -109,60 +114,51 @@ class ReportCallback(TrainerCallback):
         )
 
     @event
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         if self.session is not None:
             self.session.heartbeat()
 
     @event
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._delegate("on_log", args, state, control, logs=logs, **kwargs)
         if self.session is not None:
             self.session.log(logs or {})
             self.session.look_for_trackio()
 
     @event
-    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def on_evaluate(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        metrics: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         if self.session is not None and metrics:
             self.session.evaluate(metrics, int(state.global_step))
 
     @event
-    def on_predict(self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def on_predict(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        metrics: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         self._delegate("on_predict", args, state, control, metrics=metrics, **kwargs)
 
     @event
-    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         if self.session is not None:
             self.session.end(state, args)
         self._delegate("on_train_end", args, state, control, **kwargs)
-
-
-class _WithoutRemoteTrackio:
-    """Training arguments as transformers' TrackioCallback reads them, minus every remote target."""
-
-    def __init__(self, args: Any) -> None:
-        self._args = args
-
-    def __getattr__(self, name: str) -> Any:
-        if name in ("trackio_space_id", "trackio_bucket_id"):
-            return None
-        return getattr(self._args, name)
-
-
-def _local_trackio_callback() -> Any:
-    """transformers' TrackioCallback, kept on this machine.
-
-    It logs exactly as transformers does, but ``trackio.init`` gets no Space or bucket, a push
-    never syncs (``on_push_begin`` would create a public static Space), and without a Space the
-    end of training neither freezes one nor tags the model card.
-    """
-    from transformers.integrations import TrackioCallback
-
-    class LocalTrackioCallback(TrackioCallback):  # type: ignore[misc]
-        def setup(self, args: Any, state: Any, model: Any, **kwargs: Any) -> None:
-            super().setup(_WithoutRemoteTrackio(args), state, model, **kwargs)
-            self._space_id = self._static_space_id = None
-
-        def on_push_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            return None
-
-    return LocalTrackioCallback()

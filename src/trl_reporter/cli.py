@@ -24,33 +24,39 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from . import __version__, naming
-from .evals import EvaluationError, Score, add_to_run, check_link, read_results, validate
-from .liveness import reconcile, stale
-from .records import RunRecord, Status
-from .render import TemplateError, chosen_template, duration, renderer, score, timestamp
-from .store import ExperimentStore, StoreError, experiments, find_experiment
+from . import __version__, maintenance, naming
+from .catalog import experiments, find_experiment
+from .errors import TrlReporterError
+from .evals import Score, read_results
+from .liveness import stale
+from .maintenance import LOCK_TIMEOUT_COMMAND
+from .records import RunRecord, Source, Status
+from .store import ExperimentStore
+from .template import chosen_template, duration, renderer, score, utc
 
-LOCK_TIMEOUT = 10.0
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's own exit code 2, with our prefix
+    def error(self, message: str) -> NoReturn:  # argparse's own exit code 2, with our prefix
         self.print_usage(sys.stderr)
         self.exit(2, f"trl-report: error: {message}\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
-        "--report-dir", default=argparse.SUPPRESS, metavar="DIR",
+        "--report-dir",
+        default=argparse.SUPPRESS,
+        metavar="DIR",
         help="the reports folder (default: $TRL_REPORTER_DIR, else training_reports/ at the project root)",
     )
     common.add_argument(
-        "--template", default=argparse.SUPPRESS, metavar="FILE",
+        "--template",
+        default=argparse.SUPPRESS,
+        metavar="FILE",
         help="render with this jinja2 template (default: $TRL_REPORTER_TEMPLATE, else the packaged one)",
     )
     parser = _Parser(prog="trl-report", description="Read and tend trl-reporter training reports.", parents=[common])
@@ -70,7 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--job-link", help="the evaluation job's URL (default inside an HF Job: that job)")
     add.add_argument("--model-link", help="the evaluated model's URL (default: the run's model)")
 
-    imp = sub.add_parser("import-eval", parents=[common], help="import an lm-evaluation-harness or lighteval results JSON")
+    imp = sub.add_parser(
+        "import-eval", parents=[common], help="import an lm-evaluation-harness or lighteval results JSON"
+    )
     imp.add_argument("experiment")
     imp.add_argument("run")
     imp.add_argument("file", type=Path)
@@ -90,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.render = renderer(chosen_template(getattr(args, "template", None)), now=time.time())
         return _COMMANDS[args.command](args, root)
-    except (StoreError, EvaluationError, TemplateError) as exc:
+    except TrlReporterError as exc:
         print(f"trl-report: error: {_plain(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
@@ -107,21 +115,23 @@ def _plain(text: object) -> str:
 
 
 def _reconcile(args: argparse.Namespace, root: Path) -> list[RunRecord]:
-    changed = reconcile(root, args.render, lock_timeout=LOCK_TIMEOUT)
+    changed = maintenance.reconcile(experiments(root), args.render, timeout=LOCK_TIMEOUT_COMMAND)
     for run in changed:
-        reason = run.failure.reason if run.failure else ""
-        print(f"trl-report: run {_plain(run.run_name)!r} of {_plain(run.experiment)!r}: marked Failure, {reason}",
-              file=sys.stderr)
+        print(
+            f"trl-report: run {_plain(run.run_name)!r} of {_plain(run.experiment)!r}: marked Failure, the process "
+            "vanished",
+            file=sys.stderr,
+        )
     return changed
 
 
 def _catch_up(args: argparse.Namespace, stores: Sequence[ExperimentStore]) -> None:
-    """Re-render each report that is behind its saved state (a render that lost the race for the
-    lock, a signal that came too early, a merge)."""
-    for store in stores:
-        if not store.catch_up(args.render, timeout=LOCK_TIMEOUT):
-            print(f"trl-report: the report of {_plain(store.experiment)!r} is behind its state and locked by another "
-                  "writer; try again", file=sys.stderr)
+    for store in maintenance.catch_up(stores, args.render, timeout=LOCK_TIMEOUT_COMMAND):
+        print(
+            f"trl-report: the report of {_plain(store.experiment)!r} is behind its state and locked by another "
+            "writer; try again",
+            file=sys.stderr,
+        )
 
 
 def _list(args: argparse.Namespace, root: Path) -> int:
@@ -135,7 +145,9 @@ def _list(args: argparse.Namespace, root: Path) -> int:
     for store in stores:
         runs = store.load_runs()
         counts = {s: sum(r.status is s for r in runs) for s in Status}
-        rows.append([_plain(store.experiment), str(len(runs)), *(str(counts[s]) for s in Status), store.report_path.name])
+        rows.append(
+            [_plain(store.experiment), str(len(runs)), *(str(counts[s]) for s in Status), store.report_path.name]
+        )
     _table(["EXPERIMENT", "RUNS", *(s.value.upper() for s in Status), "REPORT"], rows)
     return 0
 
@@ -146,17 +158,22 @@ def _run_summary(run: RunRecord, now: float) -> dict[str, Any]:
         "run": run.run_name,
         "status": run.status.value,
         "stale": stale(run, now),
-        "started": timestamp(run.started_at),
-        "ended": timestamp(run.ended_at) if run.ended_at is not None else None,
+        "started": utc(run.started_at),
+        "ended": utc(run.ended_at) if run.ended_at is not None else None,
         "duration_seconds": round(end - run.started_at, 3),
         "steps_done": run.steps_done,
         "steps_planned": run.steps_planned,
         "final_loss": run.final_loss,
         "mean_loss": run.mean_loss,
-        "failure": run.failure.reason if run.failure else None,
+        "failure": run.failure.reason.value if run.failure else None,
         "evaluations": [
-            {"benchmark": e.benchmark, "score": e.score, "source": e.source, "job_link": e.job_link,
-             "model_link": e.model_link or run.model_link}
+            {
+                "benchmark": e.benchmark,
+                "score": e.score,
+                "source": e.source.value,
+                "job_link": e.job_link,
+                "model_link": e.model_link or run.model_link,
+            }
             for e in run.evaluations
         ],
     }
@@ -174,51 +191,51 @@ def _show(args: argparse.Namespace, root: Path) -> int:
     rows = []
     for r in runs:
         steps = f"{r['steps_done']:,}" + (f"/{r['steps_planned']:,}" if r["steps_planned"] else "")
-        rows.append([
-            _plain(r["run"]),
-            r["status"] + (" (stale)" if r["stale"] else ""),
-            r["started"],
-            duration(r["duration_seconds"]),
-            steps,
-            score(r["final_loss"]) if r["final_loss"] is not None else "-",
-            _plain(", ".join(f"{e['benchmark']}={score(e['score'])}" for e in r["evaluations"])) or "-",
-        ])
+        rows.append(
+            [
+                _plain(r["run"]),
+                r["status"] + (" (stale)" if r["stale"] else ""),
+                r["started"],
+                duration(r["duration_seconds"]),
+                steps,
+                score(r["final_loss"]) if r["final_loss"] is not None else "-",
+                _plain(", ".join(f"{e['benchmark']}={score(e['score'])}" for e in r["evaluations"])) or "-",
+            ]
+        )
     print(f"{_plain(store.experiment)}  ({_plain(store.report_path)})")
     _table(["RUN", "STATUS", "STARTED (UTC)", "DURATION", "STEPS", "FINAL LOSS", "EVALUATIONS"], rows)
     return 0
 
 
-def _add_scores(args: argparse.Namespace, root: Path, scores: list[Score], source: str) -> int:
+def _add_scores(args: argparse.Namespace, root: Path, scores: list[Score], source: Source) -> int:
     """Check everything first (nothing is written for bad input), then add and render."""
-    rows = validate(scores)
-    job_link = check_link(args.job_link, "job link")
-    model_link = check_link(args.model_link, "model link")
     store = find_experiment(root, args.experiment)
-    record = store.find_run(args.run)
+    plan = maintenance.check_scores(store, args.run, scores, job_link=args.job_link, model_link=args.model_link)
     _reconcile(args, root)
-    added = add_to_run(store, record, rows, job_link=job_link, model_link=model_link, source=source)
-    store.render(args.render, timeout=LOCK_TIMEOUT)
-    for ev in added:
-        print(f"{_plain(record.run_name)}\t{_plain(ev.benchmark)}\t{score(ev.score)}")
+    for ev in maintenance.save_scores(plan, args.render, source=source, timeout=LOCK_TIMEOUT_COMMAND):
+        print(f"{_plain(plan.run.run_name)}\t{_plain(ev.benchmark)}\t{score(ev.score)}")
     return 0
 
 
 def _add_eval(args: argparse.Namespace, root: Path) -> int:
-    return _add_scores(args, root, [Score(args.benchmark, args.score)], "cli")
+    return _add_scores(args, root, [Score(args.benchmark, args.score)], Source.CLI)
 
 
 def _import_eval(args: argparse.Namespace, root: Path) -> int:
     tool, scores = read_results(args.file)
     code = _add_scores(args, root, scores, tool)
-    print(f"trl-report: imported {len(scores)} scores from {tool} results {args.file}", file=sys.stderr)
+    print(f"trl-report: imported {len(scores)} scores from {tool.value} results {args.file}", file=sys.stderr)
     return code
 
 
 def _reconcile_command(args: argparse.Namespace, root: Path) -> int:
-    changed = reconcile(root, args.render, lock_timeout=LOCK_TIMEOUT)
-    _catch_up(args, experiments(root))
+    stores = experiments(root)
+    changed = maintenance.reconcile(stores, args.render, timeout=LOCK_TIMEOUT_COMMAND)
+    _catch_up(args, stores)
     for run in changed:
-        print(f"{_plain(run.experiment)}\t{_plain(run.run_name)}\tFailure\t{run.failure.reason if run.failure else ''}")
+        print(
+            f"{_plain(run.experiment)}\t{_plain(run.run_name)}\tFailure\t{run.failure.reason.value if run.failure else ''}"
+        )
     print(f"trl-report: {len(changed)} run(s) marked Failure", file=sys.stderr)
     return 0
 
@@ -227,8 +244,7 @@ def _render(args: argparse.Namespace, root: Path) -> int:
     stores = [find_experiment(root, args.experiment)] if args.experiment else experiments(root)
     _reconcile(args, root)
     for store in stores:
-        if not store.render(args.render, timeout=LOCK_TIMEOUT):
-            raise StoreError(f"the report of {store.experiment!r} is locked by another writer; try again")
+        maintenance.rerender(store, args.render, timeout=LOCK_TIMEOUT_COMMAND)
         print(store.report_path)
     return 0
 
@@ -247,4 +263,3 @@ def _table(header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
     for line in (header, *rows):
         print("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip())
-

@@ -1,8 +1,9 @@
 """Environment facts: base model, dataset, HF Job, host, Trackio run, trainer class, devices.
 
-Small functions that return a value or ``None``. They read the environment when called (taking
-``environ`` as a parameter, so tests pass a dict), never at import time, and never touch the
-network.
+Small functions that return a value or ``None``, beside the main flow: :mod:`~trl_reporter.capture`
+calls them once per run. They read the environment when called (taking ``environ`` as a
+parameter, so tests pass a dict), never at import time, and never touch the network. URLs are
+built by :mod:`~trl_reporter.urls`.
 """
 
 from __future__ import annotations
@@ -13,41 +14,32 @@ import re
 import socket
 import sys
 from collections.abc import Mapping
-from pathlib import Path, PurePath
+from pathlib import PurePath
+from types import FrameType
 from typing import Any
-from urllib.parse import quote
 
+from . import urls
 from .records import Link, TrackioInfo
 
-DEFAULT_ENDPOINT = "https://huggingface.co"
-LOCAL_TRACKIO_URL = "http://127.0.0.1:7860/"
-_HUB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?$")
 _HUB_CACHE_RE = re.compile(r"^(models|datasets)--(.+)$")
 # Builders that load local or generic files: their name says nothing about where the data came from.
 _GENERIC_BUILDERS = {"json", "csv", "parquet", "text", "arrow", "pandas", "generator", "imagefolder", "audiofolder"}
 
 
-def endpoint(environ: Mapping[str, str] = os.environ) -> str:
-    """``$HF_ENDPOINT`` without its trailing slash, or https://huggingface.co."""
-    return (environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
-
-
-def is_hub_id(name: str) -> bool:
-    """Whether ``name`` is shaped like a Hub repo id (and is not a local path)."""
-    return bool(_HUB_ID_RE.match(name)) and ".." not in name and "--" not in name and not Path(name).exists()
-
-
-def hub_url(repo_id: str, kind: str = "model", environ: Mapping[str, str] = os.environ) -> str:
-    prefix = {"model": "", "dataset": "datasets/", "space": "spaces/"}[kind]
-    return f"{endpoint(environ)}/{prefix}{quote(repo_id, safe='/')}"
-
-
 def hub_link(name: str, kind: str, environ: Mapping[str, str] = os.environ, *, guessed: bool = False) -> Link:
     """A Link to the Hub for a Hub id; plain text (no URL) for a local path or anything else."""
     name = name.strip()
-    if is_hub_id(name):
-        return Link(name, hub_url(name, kind, environ), guessed=guessed)
-    return Link(name, None, guessed=guessed, note="local path" if os.path.sep in name else None)
+    if urls.is_hub_id(name):
+        return Link(name, urls.hub_url(name, kind, environ), guessed=guessed)
+    return Link(name, None, guessed=guessed, local_path=os.path.sep in name)
+
+
+def peft_config(model: Any) -> Any:
+    """The first PEFT adapter config of ``model``, or ``None`` for a model without adapters."""
+    configs = getattr(model, "peft_config", None)
+    if isinstance(configs, Mapping) and configs:
+        return next(iter(configs.values()))
+    return None
 
 
 def _repo_id_from_cache_path(path: str) -> str | None:
@@ -61,11 +53,7 @@ def _repo_id_from_cache_path(path: str) -> str | None:
 
 def base_model(model: Any, environ: Mapping[str, str] = os.environ) -> Link | None:
     """The model the run started from: a PEFT model's base, else ``config._name_or_path``."""
-    name = None
-    peft_config = getattr(model, "peft_config", None)
-    if isinstance(peft_config, Mapping) and peft_config:
-        first = next(iter(peft_config.values()))
-        name = getattr(first, "base_model_name_or_path", None)
+    name = getattr(peft_config(model), "base_model_name_or_path", None)
     if not name:
         config = getattr(model, "config", None)
         name = getattr(config, "_name_or_path", None) or getattr(model, "name_or_path", None)
@@ -75,7 +63,7 @@ def base_model(model: Any, environ: Mapping[str, str] = os.environ) -> Link | No
         repo_id = _repo_id_from_cache_path(name)
         if repo_id:
             return hub_link(repo_id, "model", environ)
-        return Link(name, None, note="local path")
+        return Link(name, None, local_path=True)
     return hub_link(name, "model", environ)
 
 
@@ -96,23 +84,20 @@ def dataset(train_dataset: Any, environ: Mapping[str, str] = os.environ) -> Link
                     return hub_link(f"{namespace}/{name}", "dataset", environ, guessed=True)
     info = getattr(train_dataset, "info", None)
     builder = getattr(info, "builder_name", None)
-    name = getattr(info, "dataset_name", None)
-    if name and builder and builder not in _GENERIC_BUILDERS:
-        return hub_link(name, "dataset", environ, guessed=True)
+    dataset_name = getattr(info, "dataset_name", None)
+    if isinstance(dataset_name, str) and dataset_name and builder and builder not in _GENERIC_BUILDERS:
+        return hub_link(dataset_name, "dataset", environ, guessed=True)
     return None
 
 
-def hf_job(
-    owner: str | None, environ: Mapping[str, str] = os.environ
-) -> tuple[str | None, str | None]:
-    """``(JOB_ID, logs URL)`` inside an HF Job; the URL needs the job's owner (namespace)."""
+def hf_job(owner: str | None, environ: Mapping[str, str] = os.environ) -> tuple[str | None, str | None]:
+    """``(JOB_ID, logs URL)`` inside an HF Job; the URL needs the job's owner (namespace), from
+    ``owner`` or ``$TRL_REPORTER_JOB_OWNER``."""
     job_id = environ.get("JOB_ID") or None
+    owner = owner or environ.get("TRL_REPORTER_JOB_OWNER") or None
     if not job_id:
         return None, None
-    owner = owner or environ.get("TRL_REPORTER_JOB_OWNER") or None
-    if not owner:
-        return job_id, None
-    return job_id, f"{endpoint(environ)}/jobs/{quote(owner, safe='')}/{quote(job_id, safe='')}"
+    return job_id, urls.job_url(owner, job_id, environ) if owner else None
 
 
 def host() -> str:
@@ -134,16 +119,14 @@ def host_id() -> str:
     return f"{socket.gethostname()}/{boot}/{pid_namespace}"
 
 
-def trackio_space_url(space_id: str) -> str:
-    """trackio's own rule (remote_client.py) for the app URL of a Space ``owner/name``."""
-    subdomain = space_id.replace("/", "-").lower().replace("_", "-").replace(".", "-")
-    return f"https://{subdomain}.hf.space/"
-
-
 # Variables that make trackio.init() send data off this machine (a Space, a server, a bucket, a
 # dataset, a webhook), whatever the caller passes.
 TRACKIO_REMOTE_VARIABLES = (
-    "TRACKIO_SPACE_ID", "TRACKIO_SERVER_URL", "TRACKIO_BUCKET_ID", "TRACKIO_DATASET_ID", "TRACKIO_WEBHOOK_URL",
+    "TRACKIO_SPACE_ID",
+    "TRACKIO_SERVER_URL",
+    "TRACKIO_BUCKET_ID",
+    "TRACKIO_DATASET_ID",
+    "TRACKIO_WEBHOOK_URL",
     "TRACKIO_REGISTRY_BUCKET_ID",
 )
 
@@ -159,7 +142,9 @@ def trackio_run() -> TrackioInfo | None:
     if trackio is None:
         return None
     context_vars = getattr(trackio, "context_vars", None)
-    run = context_vars.current_run.get() if context_vars is not None else None
+    if context_vars is None:
+        return None
+    run = context_vars.current_run.get()
     if run is None:
         return None
     project, name = getattr(run, "project", None), getattr(run, "name", None)
@@ -168,14 +153,10 @@ def trackio_run() -> TrackioInfo | None:
     # Private attributes, read defensively as TRL does.
     space_id = getattr(run, "_space_id", None) or context_vars.current_space_id.get()
     if space_id:
-        return TrackioInfo(project=str(project), run=str(name), base_url=trackio_space_url(str(space_id)), local=False)
-    return TrackioInfo(project=str(project), run=str(name), base_url=LOCAL_TRACKIO_URL, local=True)
-
-
-def trackio_url(base_url: str, project: str, runs: list[str]) -> str:
-    """The guide's dashboard URL: ``?project=P&runs=R1,R2&sidebar=hidden&navbar=hidden``."""
-    run_list = ",".join(quote(r, safe="") for r in runs)
-    return f"{base_url}?project={quote(project, safe='')}&runs={run_list}&sidebar=hidden&navbar=hidden"
+        return TrackioInfo(
+            project=str(project), run=str(name), base_url=urls.trackio_space_url(str(space_id)), local=False
+        )
+    return TrackioInfo(project=str(project), run=str(name), base_url=urls.LOCAL_TRACKIO_URL, local=True)
 
 
 def find_trainer(max_depth: int = 24) -> Any:
@@ -185,7 +166,7 @@ def find_trainer(max_depth: int = 24) -> Any:
     trainer_class = getattr(trainer_module, "Trainer", None)
     if trainer_class is None:
         return None
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     for _ in range(max_depth):
         if frame is None:
             break

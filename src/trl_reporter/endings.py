@@ -25,6 +25,8 @@ from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
+from .records import FailureReason
+
 logger = logging.getLogger(__name__)
 
 ExceptionHandler = Callable[[type[BaseException], BaseException, TracebackType | None], None]
@@ -46,7 +48,7 @@ class ProcessHooks:
     def __init__(
         self,
         on_exception: ExceptionHandler,
-        on_exit: Callable[[str], None],
+        on_exit: Callable[[FailureReason], None],
         on_signal: Callable[[str], None],
         on_signal_survived: Callable[[str], None],
     ) -> None:
@@ -126,7 +128,7 @@ class ProcessHooks:
         blocked = _block_signals()
         try:
             fn()
-        except Exception:  # noqa: BLE001 - a hook must never mask the user's own error
+        except Exception:
             logger.warning("trl-reporter: could not record how the run ended", exc_info=True)
         finally:
             if blocked:
@@ -144,7 +146,7 @@ class ProcessHooks:
 
     def _atexit(self) -> None:
         if self._ours():
-            self._safely(lambda: self._on_exit("the process exited before training finished"))
+            self._safely(lambda: self._on_exit(FailureReason.EXITED))
 
     def _post_run_cell(self, result: Any) -> None:
         # IPython prints a traceback for a callback that raises: this one never does.
@@ -155,8 +157,8 @@ class ProcessHooks:
             if error is not None:
                 self._on_exception(type(error), error, error.__traceback__)
             else:
-                self._on_exit("the notebook cell finished before training finished")
-        except Exception:  # noqa: BLE001
+                self._on_exit(FailureReason.CELL_FINISHED)
+        except Exception:
             logger.debug("trl-reporter: post_run_cell hook failed", exc_info=True)
         finally:
             self.uninstall()

@@ -1,9 +1,8 @@
-"""Evaluations from anywhere: the Python API to add a score to a run, and the importers of
-lm-evaluation-harness and lighteval results files.
+"""Scores from outside the training: checking them, and reading lm-evaluation-harness and
+lighteval results files.
 
-Scores added here are stored one file per evaluation beside the run (never in the run's own state
-file, which only its training process writes), so adding a score while the run trains loses
-nothing, and two git branches that each add scores merge cleanly.
+Adding them to a run is a use case of :mod:`~trl_reporter.maintenance` (``add_evaluation`` in
+the Python API, ``trl-report add-eval`` and ``import-eval``).
 """
 
 from __future__ import annotations
@@ -16,16 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import detect, naming
+from . import detect
+from .errors import EvaluationError
 from .markdown import safe_url
-from .records import Evaluation, RunRecord
-from .store import ExperimentStore, StoreError, find_experiment
-
-LOCK_TIMEOUT = 10.0
-
-
-class EvaluationError(ValueError):
-    """A score, link or results file that cannot be added as it is."""
+from .records import Source
 
 
 @dataclass(frozen=True)
@@ -64,35 +57,6 @@ def default_job_link(environ: Mapping[str, str] = os.environ, owner: str | None 
     return detect.hf_job(owner, environ)[1]
 
 
-def add_evaluations(
-    experiment: str,
-    run: str,
-    scores: list[Score],
-    *,
-    job_link: str | None = None,
-    model_link: str | None = None,
-    report_dir: str | os.PathLike[str] | None = None,
-    source: str = "api",
-    environ: Mapping[str, str] = os.environ,
-) -> list[Evaluation]:
-    """Add scores to a run of an experiment, then re-render its report.
-
-    ``run`` is the run's name (or its state file's key). Raises :class:`StoreError` naming the
-    experiments or runs that exist when either is unknown, and :class:`EvaluationError` for a bad
-    score or link; nothing is written in either case.
-    """
-    rows = validate(scores)
-    job_link = check_link(job_link, "job link")
-    model_link = check_link(model_link, "model link")
-    store = find_experiment(naming.report_dir(report_dir, environ), experiment)
-    record = store.find_run(run)
-    added = add_to_run(store, record, rows, job_link=job_link, model_link=model_link, source=source, environ=environ)
-    from .render import chosen_template, renderer
-
-    store.render(renderer(chosen_template(environ=environ)), timeout=LOCK_TIMEOUT)
-    return added
-
-
 def validate(scores: list[Score]) -> list[Score]:
     """Scores with numbers checked and names trimmed; raises :class:`EvaluationError`."""
     if not scores:
@@ -103,49 +67,10 @@ def validate(scores: list[Score]) -> list[Score]:
     return rows
 
 
-def add_to_run(
-    store: ExperimentStore,
-    record: RunRecord,
-    scores: list[Score],
-    *,
-    job_link: str | None,
-    model_link: str | None,
-    source: str,
-    environ: Mapping[str, str] = os.environ,
-) -> list[Evaluation]:
-    """Save validated scores beside ``record``. Without a job link, a score added inside an HF
-    Job links to that job."""
-    job_link = job_link or default_job_link(environ)
-    added = [
-        Evaluation(s.benchmark, s.score, job_link=job_link, model_link=model_link, source=source,
-                   higher_is_better=s.higher_is_better)
-        for s in scores
-    ]
-    store.add_evaluations(record.run_id, added)
-    return added
-
-
-def add_evaluation(
-    experiment: str,
-    run: str,
-    benchmark: str,
-    score: float,
-    *,
-    job_link: str | None = None,
-    model_link: str | None = None,
-    report_dir: str | os.PathLike[str] | None = None,
-) -> Evaluation:
-    """Add one benchmark score to a run (see :func:`add_evaluations`)."""
-    [added] = add_evaluations(
-        experiment, run, [Score(benchmark, score)], job_link=job_link, model_link=model_link, report_dir=report_dir
-    )
-    return added
-
-
 # -- results files ------------------------------------------------------------------------------
 
 
-def read_results(path: str | os.PathLike[str]) -> tuple[str, list[Score]]:
+def read_results(path: str | os.PathLike[str]) -> tuple[Source, list[Score]]:
     """Read an lm-evaluation-harness or lighteval results JSON: ``(tool, scores)``."""
     try:
         with open(path, encoding="utf-8") as fh:
@@ -158,19 +83,19 @@ def read_results(path: str | os.PathLike[str]) -> tuple[str, list[Score]]:
         raise EvaluationError(f"{os.fspath(path)!r} is nested too deeply to be a results file") from None
     if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
         raise EvaluationError(
-            f"{os.fspath(path)!r} is not an lm-evaluation-harness or lighteval results file (no \"results\" object)"
+            f'{os.fspath(path)!r} is not an lm-evaluation-harness or lighteval results file (no "results" object)'
         )
     if isinstance(data.get("config_general"), dict):
-        tool, scores = "lighteval", _lighteval(data)
+        tool, scores = Source.LIGHTEVAL, _lighteval(data)
     elif any(k in data for k in ("higher_is_better", "n-shot", "configs", "versions", "config", "group_subtasks")):
-        tool, scores = "lm-evaluation-harness", _lm_eval(data)
+        tool, scores = Source.LM_EVAL, _lm_eval(data)
     else:
         raise EvaluationError(
-            f"{os.fspath(path)!r} has \"results\" but neither lighteval's \"config_general\" nor "
-            "lm-evaluation-harness's \"versions\"/\"n-shot\"/\"higher_is_better\": unrecognised format"
+            f'{os.fspath(path)!r} has "results" but neither lighteval\'s "config_general" nor '
+            'lm-evaluation-harness\'s "versions"/"n-shot"/"higher_is_better": unrecognised format'
         )
     if not scores:
-        raise EvaluationError(f"{os.fspath(path)!r} ({tool}) holds no numeric scores")
+        raise EvaluationError(f"{os.fspath(path)!r} ({tool.value}) holds no numeric scores")
     return tool, scores
 
 
@@ -182,7 +107,8 @@ def _number(value: Any) -> float | None:
     try:
         number = float(value)
     except OverflowError:
-        raise EvaluationError(f"a score of about {int(value.bit_length() * 0.30103)} digits is too large to be a number") from None
+        digits = len(str(abs(int(value)))) if abs(int(value)).bit_length() < 14000 else "thousands of"
+        raise EvaluationError(f"a score of {digits} digits is too large to be a number") from None
     return number if math.isfinite(number) else None
 
 
@@ -191,8 +117,8 @@ _LM_EVAL_SKIP = {"alias", "name", "sample_len", "sample_count", "samples"}
 
 def _lm_eval(data: Mapping[str, Any]) -> list[Score]:
     """``results: {task: {"acc,none": 0.5, "acc_stderr,none": 0.01, ...}}`` -> task/metric rows."""
-    n_shot = data.get("n-shot") if isinstance(data.get("n-shot"), dict) else {}
-    better = data.get("higher_is_better") if isinstance(data.get("higher_is_better"), dict) else {}
+    n_shot: Mapping[str, Any] = data["n-shot"] if isinstance(data.get("n-shot"), dict) else {}
+    better: Mapping[str, Any] = data["higher_is_better"] if isinstance(data.get("higher_is_better"), dict) else {}
     scores = []
     for task, metrics in data["results"].items():
         if not isinstance(metrics, dict):
@@ -232,14 +158,3 @@ def _lighteval(data: Mapping[str, Any]) -> list[Score]:
                 continue
             scores.append(Score(f"{task}/{metric}{suffix}", number))
     return scores
-
-
-__all__ = [
-    "EvaluationError",
-    "Score",
-    "StoreError",
-    "add_evaluation",
-    "add_evaluations",
-    "read_results",
-]
-

@@ -20,13 +20,39 @@ from .redact import is_secret_field
 
 # Fields shown in the curated table (or derived into it), so not repeated among "changed".
 _CURATED_FIELDS = {
-    "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "num_train_epochs",
-    "max_steps", "optim", "lr_scheduler_type", "warmup_ratio", "warmup_steps", "weight_decay",
-    "max_grad_norm", "bf16", "fp16", "tf32", "seed", "max_length", "max_seq_length", "packing",
-    "gradient_checkpointing", "activation_checkpointing", "use_cpu",
+    "learning_rate",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "num_train_epochs",
+    "max_steps",
+    "optim",
+    "lr_scheduler_type",
+    "warmup_ratio",
+    "warmup_steps",
+    "weight_decay",
+    "max_grad_norm",
+    "bf16",
+    "fp16",
+    "tf32",
+    "seed",
+    "max_length",
+    "max_seq_length",
+    "packing",
+    "gradient_checkpointing",
+    "activation_checkpointing",
+    "use_cpu",
 }
 # Fields that are bookkeeping rather than choices about the training.
-_NOISE_FIELDS = {"output_dir", "logging_dir", "run_name", "project", "report_to", "overwrite_output_dir", "dataloader_pin_memory", "do_eval"}
+_NOISE_FIELDS = {
+    "output_dir",
+    "logging_dir",
+    "run_name",
+    "project",
+    "report_to",
+    "overwrite_output_dir",
+    "dataloader_pin_memory",
+    "do_eval",
+}
 
 
 def format_value(value: Any) -> str:
@@ -57,7 +83,7 @@ def _count(n: int) -> str:
 
 def curated(args: Any, model: Any, trainer_class: str) -> list[tuple[str, str]]:
     """The curated rows, in the order a reader scans them."""
-    rows: list[tuple[str, str]] = []
+    rows: list[tuple[str, str | None]] = []
     versions = detect.library_versions()
     stack = ", ".join(f"{k} {versions[k]}" for k in ("trl", "transformers", "torch") if k in versions)
     rows.append(("Trainer", f"{trainer_class} ({stack})" if stack else trainer_class))
@@ -69,7 +95,10 @@ def curated(args: Any, model: Any, trainer_class: str) -> list[tuple[str, str]]:
     rows.append(("Gradient Accumulation Steps", str(accumulation)))
     device_word = "device" if n_devices == 1 else "devices"
     rows.append(
-        ("Effective Batch Size", f"{per_device * accumulation * n_devices} ({per_device} × {accumulation} × {n_devices} {device_word})")
+        (
+            "Effective Batch Size",
+            f"{per_device * accumulation * n_devices} ({per_device} × {accumulation} × {n_devices} {device_word})",
+        )
     )
     if getattr(args, "max_steps", -1) and args.max_steps > 0:
         rows.append(("Max Steps", str(args.max_steps)))
@@ -96,7 +125,7 @@ def curated(args: Any, model: Any, trainer_class: str) -> list[tuple[str, str]]:
         rows.append(("LoRA", lora))
     rows.append(("Parameters", _parameters(model)))
     rows.append(("Devices", f"{n_devices} × {device_kind}"))
-    return [(label, value) for label, value in rows if value]
+    return [(label, value) for label, value in rows if value is not None and value]
 
 
 def _warmup(args: Any) -> str | None:
@@ -120,10 +149,9 @@ def _precision(args: Any) -> str:
 
 
 def _lora(model: Any) -> str | None:
-    peft_config = getattr(model, "peft_config", None)
-    if not isinstance(peft_config, dict) or not peft_config:
+    config = detect.peft_config(model)
+    if config is None:
         return None
-    config = next(iter(peft_config.values()))
     parts = []
     for label, attr in (("r", "r"), ("alpha", "lora_alpha"), ("dropout", "lora_dropout")):
         if getattr(config, attr, None) is not None:
@@ -175,7 +203,7 @@ def changed_arguments(args: Any) -> list[tuple[str, str]]:
     return rows
 
 
-def _field_default(field: dataclasses.Field) -> Any:
+def _field_default(field: dataclasses.Field[Any]) -> Any:
     if field.default is not dataclasses.MISSING:
         return field.default
     if field.default_factory is not dataclasses.MISSING:
@@ -198,7 +226,12 @@ def _same(value: Any, default: Any) -> bool:
 
 
 def _is_empty(value: Any) -> bool:
-    return value is None or value is False or value in ("", "none", "no") or (isinstance(value, (list, tuple, dict)) and not value)
+    return (
+        value is None
+        or value is False
+        or value in ("", "none", "no")
+        or (isinstance(value, (list, tuple, dict)) and not value)
+    )
 
 
 def _normal(value: Any) -> Any:

@@ -37,7 +37,7 @@ def build_tiny_model(directory: str | Path) -> Path:
     tokenizer.train_from_iterator(
         SENTENCES, trainers.WordLevelTrainer(special_tokens=["<unk>", "<pad>", "<s>", "</s>"])
     )
-    fast = PreTrainedTokenizerFast(
+    fast = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tokenizer, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>"
     )
     config = LlamaConfig(

@@ -75,23 +75,38 @@ def main() -> None:
     if mode.startswith("enospc"):
         _patch_disk()
         # The filling callback runs before the reporter's own on_train_end.
-        train(model, [FillDiskAtTrainEnd(), ReportCallback("disk", report_dir=report_dir, trackio=False)],
-              run_name=mode, max_steps=4)
+        train(
+            model,
+            [FillDiskAtTrainEnd(), ReportCallback("disk", report_dir=report_dir, trackio=False)],
+            run_name=mode,
+            max_steps=4,
+        )
         if mode == "enospc-recover":
             DISK_FULL["on"] = False
         print("TRAINING RETURNED", flush=True)
     elif mode == "surrogates":
         bad = os.fsdecode(b"\xff\xfe")
-        train(model, [ReportCallback("exp-" + bad, report_dir=report_dir, trackio=False), FailAtStep3("bad " + bad)],
-              run_name="run-" + bad, max_steps=8)
+        train(
+            model,
+            [ReportCallback("exp-" + bad, report_dir=report_dir, trackio=False), FailAtStep3("bad " + bad)],
+            run_name="run-" + bad,
+            max_steps=8,
+        )
     elif mode == "render-signal":
         from datasets import Dataset
 
         from trl_reporter.tiny import texts
 
         _slow_second_render()
-        train(model, [ReportCallback("render", report_dir=report_dir, trackio=False)], run_name="render-signal",
-              max_steps=8, eval_strategy="steps", eval_steps=2, eval_dataset=Dataset.from_dict({"text": texts(8)}))
+        train(
+            model,
+            [ReportCallback("render", report_dir=report_dir, trackio=False)],
+            run_name="render-signal",
+            max_steps=8,
+            eval_strategy="steps",
+            eval_steps=2,
+            eval_dataset=Dataset.from_dict({"text": texts(8)}),
+        )
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

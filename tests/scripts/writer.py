@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from trl_reporter.records import RunRecord
-from trl_reporter.render import renderer
 from trl_reporter.store import ExperimentStore
+from trl_reporter.template import renderer
 
 
 def main() -> None:
@@ -20,7 +20,7 @@ def main() -> None:
     store = ExperimentStore(root, experiment)
     store.clean_debris()  # what every reporter start does
     render = renderer()
-    record = RunRecord(run_id=run_name, run_name=run_name, experiment=experiment, started_at=time.time())
+    record = RunRecord(key=run_name, run_name=run_name, experiment=experiment, started_at=time.time())
     step = 0
     while True:
         step += 1

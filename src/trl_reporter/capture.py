@@ -1,0 +1,161 @@
+"""Capture: Trainer objects and the environment -> a run record, once, at ``on_train_begin``.
+
+Everything the report says about how a run was set up is read here: names, base model, dataset,
+parameters, HF Job, host, Trackio. Detection that fails costs only its own field (the guard
+reports it once); names are cleaned of secrets and undecodable bytes before anything is named
+after them. Endings are captured here too (an exception -> a :class:`Failure`). Nothing here
+writes a file or decides a status: that is :mod:`~trl_reporter.lifecycle`'s job.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from . import detect, liveness, naming, params, urls
+from ._guard import Guard
+from .records import Failure, FailureReason, RunRecord, TrackioOff
+from .redact import clean_text
+
+if TYPE_CHECKING:
+    from transformers import TrainerState, TrainingArguments
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the user chose (arguments beat the environment; both beat detection)."""
+
+    experiment: str | None = None
+    report_dir: str | os.PathLike[str] | None = None
+    base_model: str | None = None
+    dataset: str | None = None
+    job_owner: str | None = None
+    trackio: bool = True
+    template: str | None = None
+
+
+@dataclass
+class Captured:
+    """A run as captured at its start, before it claims its state file."""
+
+    record: RunRecord
+    report_dir: Path
+    generated_name: bool  # trl-reporter made the name up (``run-<unix seconds>``)
+    resuming: bool  # training resumes from a checkpoint (global_step > 0 at the start)
+
+
+def capture_run(
+    settings: Settings,
+    guard: Guard,
+    args: TrainingArguments,
+    state: TrainerState,
+    model: Any,
+    train_dataset: Any,
+    *,
+    trackio_blocked_by: str | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> Captured:
+    """The record of a starting run (its key is left empty: claiming a file decides it)."""
+    now = time.time()
+    trainer_class = guard.attempt("detecting the trainer class", lambda: detect.trainer_class_name(args), "Trainer")
+    base_model = (
+        detect.hub_link(settings.base_model, "model", environ)
+        if settings.base_model
+        else guard.attempt("detecting the base model", lambda: detect.base_model(model, environ), None)
+    )
+    dataset = (
+        detect.hub_link(settings.dataset, "dataset", environ)
+        if settings.dataset
+        else guard.attempt("detecting the dataset", lambda: detect.dataset(train_dataset, environ), None)
+    )
+    experiment = clean_text(
+        naming.experiment_name(
+            settings.experiment,
+            project=getattr(args, "project", None),
+            output_dir=getattr(args, "output_dir", None),
+            model_name=base_model.name if base_model else None,
+            trainer_kind=naming.trainer_kind(trainer_class),
+            environ=environ,
+        )
+    )
+    # A Trackio run started by report_to="trackio" is linked even when trackio=False, which only
+    # stops the callback from starting one itself.
+    tracked = detect.trackio_run()
+    chosen_name = getattr(args, "run_name", None) or (tracked.run if tracked else None)
+    job_id, job_url = detect.hf_job(settings.job_owner, environ)
+    record = RunRecord(
+        key="",
+        run_name=clean_text(str(chosen_name)) if chosen_name is not None else f"run-{int(now)}",
+        experiment=experiment,
+        started_at=now,
+        base_model=_cleaned(base_model),
+        dataset=_cleaned(dataset),
+        host=detect.host(),
+        host_id=detect.host_id(),
+        pid=os.getpid(),
+        process_started=liveness.process_started(os.getpid()),
+        job_id=job_id,
+        job_url=job_url,
+        trackio=tracked,
+        steps_planned=int(getattr(state, "max_steps", 0) or 0) or None,
+        model_link=model_link(args, environ),
+    )
+    record.parameters = guard.attempt(
+        "collecting training parameters", lambda: params.curated(args, model, trainer_class), []
+    )
+    record.changed_arguments = guard.attempt("collecting changed arguments", lambda: params.changed_arguments(args), [])
+    if not settings.trackio:
+        record.trackio_off = TrackioOff.DISABLED
+    elif trackio_blocked_by and tracked is None:
+        record.trackio_off, record.trackio_variable = TrackioOff.REMOTE_ENVIRONMENT, trackio_blocked_by
+    return Captured(
+        record=record,
+        report_dir=naming.report_dir(settings.report_dir, environ),
+        generated_name=chosen_name is None,
+        resuming=int(getattr(state, "global_step", 0) or 0) > 0,
+    )
+
+
+def _cleaned(link: Any) -> Any:
+    if link is not None:
+        link.name = clean_text(link.name)
+    return link
+
+
+def model_link(args: Any, environ: Mapping[str, str] = os.environ) -> str | None:
+    """Where the trained model ends up: the Hub repo it is pushed to, else the output directory.
+
+    With ``push_to_hub``, the Trainer itself holds the full repo id it created
+    (``Trainer.hub_model_id``, e.g. ``owner/name``); ``args.hub_model_id`` may lack the owner.
+    """
+    if getattr(args, "push_to_hub", False):
+        trainer = detect.find_trainer()
+        repo = getattr(trainer, "hub_model_id", None) or getattr(args, "hub_model_id", None)
+        if repo and "/" in repo and urls.is_hub_id(repo):
+            return urls.hub_url(repo, "model", environ)
+        if repo:
+            return str(repo)
+    output_dir = getattr(args, "output_dir", None)
+    return str(output_dir) if output_dir else None
+
+
+def failure_from_exception(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> Failure:
+    """The failure an uncaught exception (or a notebook cell's error) means for the run."""
+    interrupted = issubclass(exc_type, KeyboardInterrupt)
+    return Failure(
+        reason=FailureReason.KEYBOARD_INTERRUPT if interrupted else FailureReason.EXCEPTION,
+        exc_type=exc_type.__name__,
+        message=clean_text(str(exc)),
+        traceback=clean_text("".join(traceback.format_exception(exc_type, exc, tb))),
+    )
+
+
+def signal_failure(name: str) -> Failure:
+    """The failure a terminating signal means for the run."""
+    return Failure(reason=FailureReason.SIGNAL, signal=name)
