@@ -8,7 +8,6 @@ the Python API, ``trl-report add-eval`` and ``import-eval``).
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -18,7 +17,7 @@ from typing import Any
 from . import detect
 from .errors import EvaluationError
 from .markdown import safe_url
-from .records import Source
+from .records import Source, is_finite_number
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ def parse_score(value: object) -> float:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise EvaluationError(f"score {value!r} is not a number") from None
-    if not math.isfinite(number):
+    if not is_finite_number(number):
         raise EvaluationError(f"score {value!r} is not a finite number")
     return number
 
@@ -109,7 +108,7 @@ def _number(value: Any) -> float | None:
     except OverflowError:
         digits = len(str(abs(int(value)))) if abs(int(value)).bit_length() < 14000 else "thousands of"
         raise EvaluationError(f"a score of {digits} digits is too large to be a number") from None
-    return number if math.isfinite(number) else None
+    return number if is_finite_number(number) else None
 
 
 _LM_EVAL_SKIP = {"alias", "name", "sample_len", "sample_count", "samples"}

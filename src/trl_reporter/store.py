@@ -128,10 +128,8 @@ class ExperimentStore:
         if current != _GITIGNORE:
             _fs.atomic_write(ignore, _GITIGNORE)
 
-    def run_path(self, run_key: str) -> Path:
-        if not is_safe_key(run_key):
-            raise StoreError(f"{run_key!r} is not a safe run key")
-        return self.runs_dir / f"{run_key}.json"
+    def run_path(self, key: str) -> Path:
+        return self.runs_dir / f"{_checked(key)}.json"
 
     @property
     def evals_dir(self) -> Path:
@@ -174,12 +172,10 @@ class ExperimentStore:
                 except RecordError as exc:
                     warn_skip(path, f"an evaluation in it: {exc}")
 
-    def add_evaluations(self, run_key: str, evaluations: list[Evaluation]) -> None:
+    def add_evaluations(self, key: str, evaluations: list[Evaluation]) -> None:
         """Save evaluations of a run as one new file: no read-modify-write, so concurrent adds
         lose nothing, and git branches that each add scores merge without conflicts."""
-        if not is_safe_key(run_key):
-            raise StoreError(f"{run_key!r} is not a safe run key")
-        directory = self.evals_dir / run_key
+        directory = self.evals_dir / _checked(key)
         self._refuse_symlinks(self.evals_dir, directory)
         directory.mkdir(parents=True, exist_ok=True)
         now = time.time()
@@ -194,17 +190,17 @@ class ExperimentStore:
         _fs.atomic_write(directory / name, text)
         freshness.count_change(self.state_dir)
 
-    def create_exclusive(self, run_key: str) -> bool:
+    def create_exclusive(self, key: str) -> bool:
         """Create the run's (empty) state file if nobody has; False if it exists already."""
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
         try:
-            os.close(os.open(self.run_path(run_key), flags, 0o644))
+            os.close(os.open(self.run_path(key), flags, 0o644))
         except FileExistsError:
             return False
         return True
 
-    def load_run(self, run_key: str) -> RunRecord | None:
-        return self._read_run(self.run_path(run_key))
+    def load_run(self, key: str) -> RunRecord | None:
+        return self._read_run(self.run_path(key))
 
     @staticmethod
     def _read_run(path: Path) -> RunRecord | None:
@@ -306,6 +302,13 @@ class ExperimentStore:
 
 def _dumps(data: object) -> str:
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _checked(key: str) -> str:
+    """A run key that may become a path component (see :func:`naming.is_safe_key`)."""
+    if not is_safe_key(key):
+        raise StoreError(f"{key!r} is not a safe run key")
+    return key
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

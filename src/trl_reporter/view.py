@@ -16,7 +16,7 @@ from typing import Any
 
 from . import liveness, urls
 from .markdown import safe_url
-from .records import Evaluation, Link, RunRecord, Source, Status
+from .records import Evaluation, Link, RunRecord, Source, Status, is_finite_number
 
 MAX_MESSAGE = 500
 _LOWER_IS_BETTER_RE = re.compile(r"loss|perplexity|ppl|error|\b(?:c|w|t)er\b|mse|mae|rmse|bits_per_byte|bpb", re.I)
@@ -30,10 +30,7 @@ def lower_is_better(ev: Evaluation) -> bool:
 
 
 def _number(score: float | str) -> float | None:
-    if isinstance(score, bool) or not isinstance(score, (int, float)):
-        return None
-    value = float(score)
-    return value if math.isfinite(value) else None
+    return float(score) if is_finite_number(score) else None
 
 
 def best_scores(runs: Sequence[RunRecord]) -> dict[str, float]:
