@@ -29,7 +29,7 @@ def golden_runs() -> list[RunRecord]:
         ended_at=T0 + 4332,
         base_model=qwen,
         dataset=capybara,
-        parameters=[("Learning Rate", "2e-05"), ("Optimizer", "adamw_torch_fused"), ("Odd | value", "a|b <b>x</b>")],
+        parameters=[("learning_rate", 2e-05), ("optimizer", "adamw_torch_fused"), ("Odd | value", "a|b <b>x</b>")],
         changed_arguments=[("logging_steps", "25"), ("hub_model_id", "acme/qwen-capybara-sft")],
         host="gpu-box-1",
         pid=4242,
@@ -54,7 +54,7 @@ def golden_runs() -> list[RunRecord]:
         started_at=T0 + 3600,
         base_model=qwen,
         dataset=capybara,
-        parameters=[("Learning Rate", "5e-05")],
+        parameters=[("learning_rate", 5e-05)],
         host="gpu-box-1",
         pid=4343,
         trackio=TrackioInfo(
@@ -79,7 +79,7 @@ def golden_runs() -> list[RunRecord]:
         started_at=T0 + 9200,
         base_model=Link("/data/models/qwen-1.5b", None, local_path=True),
         dataset=None,
-        parameters=[("Learning Rate", "1e-05")],
+        parameters=[("learning_rate", 1e-05)],
         host="gpu-box-3",
         pid=48213,
         trackio=TrackioInfo(

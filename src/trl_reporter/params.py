@@ -1,5 +1,6 @@
-"""The Training Parameters table: a curated list with human labels, then every other argument the
-user changed from its default.
+"""Capture of the Training Parameters: a curated list of ``(code, raw value)`` rows, then every other
+argument the user changed from its default, as ``(name, raw value)``. Labels and formatting are
+the template's.
 
 Values are read from the arguments object directly, not from ``args.to_dict()``, because
 ``to_dict`` masks every field ending in ``_token`` and would turn SFTConfig's ``pad_token`` into
@@ -11,8 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
-import math
+from collections.abc import Mapping
 from typing import Any
 
 from . import detect
@@ -55,89 +55,77 @@ _NOISE_FIELDS = {
 }
 
 
-def format_value(value: Any) -> str:
-    """A parameter value as people write it: ``2e-05``, ``linear``, ``yes``/``no``."""
+def raw(value: Any) -> Any:
+    """A value as JSON can keep it, unformatted: enums as their values, dataclasses and mappings as
+    objects, tuples as lists, anything else JSON has no type for as its text."""
     if isinstance(value, enum.Enum):
         value = value.value
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if value is None:
-        return "None"
-    if isinstance(value, float):
-        if not math.isfinite(value) or value != int(value) or abs(value) >= 1e16:
-            return repr(value)
-        return f"{value:.1f}"
-    if isinstance(value, (dict, list, tuple)):
-        try:
-            return json.dumps(value, default=str, sort_keys=True)
-        except (TypeError, ValueError):
-            return str(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return format_value(dataclasses.asdict(value))
+        return raw(dataclasses.asdict(value))
+    if isinstance(value, Mapping):
+        return {str(k): raw(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [raw(v) for v in value]
     return str(value)
 
 
-def _count(n: int) -> str:
-    return f"{n:,}"
-
-
-def curated(args: Any, model: Any, trainer_class: str) -> list[tuple[str, str]]:
-    """The curated rows, in the order a reader scans them."""
-    rows: list[tuple[str, str | None]] = []
+def curated(args: Any, model: Any, trainer_class: str) -> list[tuple[str, Any]]:
+    """The curated rows as ``(code, raw value)``, in the order a reader scans them; the template
+    names and words each code."""
     versions = detect.library_versions()
-    stack = ", ".join(f"{k} {versions[k]}" for k in ("trl", "transformers", "torch") if k in versions)
-    rows.append(("Trainer", f"{trainer_class} ({stack})" if stack else trainer_class))
-    rows.append(("Learning Rate", format_value(args.learning_rate)))
     per_device = int(args.per_device_train_batch_size)
     accumulation = int(args.gradient_accumulation_steps)
     n_devices, device_kind = detect.devices(args)
-    rows.append(("Batch Size (per device)", str(per_device)))
-    rows.append(("Gradient Accumulation Steps", str(accumulation)))
-    device_word = "device" if n_devices == 1 else "devices"
-    rows.append(
-        (
-            "Effective Batch Size",
-            f"{per_device * accumulation * n_devices} ({per_device} × {accumulation} × {n_devices} {device_word})",
-        )
-    )
+    rows: list[tuple[str, Any]] = [
+        ("trainer", {"class": trainer_class, "versions": [[k, versions[k]] for k in _STACK if k in versions]}),
+        ("learning_rate", raw(args.learning_rate)),
+        ("batch_size", per_device),
+        ("gradient_accumulation", accumulation),
+        ("effective_batch_size", {"per_device": per_device, "accumulation": accumulation, "devices": n_devices}),
+    ]
     if getattr(args, "max_steps", -1) and args.max_steps > 0:
-        rows.append(("Max Steps", str(args.max_steps)))
+        rows.append(("max_steps", int(args.max_steps)))
     else:
-        rows.append(("Epochs", format_value(args.num_train_epochs)))
-    rows.append(("Optimizer", format_value(args.optim)))
-    warmup = _warmup(args)
-    scheduler = format_value(args.lr_scheduler_type)
-    rows.append(("LR Scheduler", f"{scheduler}, {warmup}" if warmup else scheduler))
-    rows.append(("Weight Decay", format_value(args.weight_decay)))
-    rows.append(("Max Grad Norm", format_value(args.max_grad_norm)))
-    rows.append(("Precision", _precision(args)))
-    rows.append(("Seed", str(args.seed)))
+        rows.append(("epochs", raw(args.num_train_epochs)))
+    rows.append(("optimizer", raw(args.optim)))
+    rows.append(("scheduler", {"type": raw(args.lr_scheduler_type), **_warmup(args)}))
+    rows.append(("weight_decay", raw(args.weight_decay)))
+    rows.append(("max_grad_norm", raw(args.max_grad_norm)))
+    rows.append(("precision", {"kind": _precision(args), "tf32": bool(getattr(args, "tf32", False))}))
+    rows.append(("seed", raw(args.seed)))
     for field in ("max_length", "max_seq_length"):
         if hasattr(args, field):
-            rows.append(("Max Sequence Length", format_value(getattr(args, field))))
+            rows.append(("max_length", raw(getattr(args, field))))
             break
     if hasattr(args, "packing"):
-        rows.append(("Packing", format_value(bool(args.packing))))
+        rows.append(("packing", bool(args.packing)))
     checkpointing = getattr(args, "activation_checkpointing", getattr(args, "gradient_checkpointing", False))
-    rows.append(("Gradient Checkpointing", format_value(bool(checkpointing))))
+    rows.append(("gradient_checkpointing", bool(checkpointing)))
     lora = _lora(model)
     if lora:
-        rows.append(("LoRA", lora))
-    rows.append(("Parameters", _parameters(model)))
-    rows.append(("Devices", f"{n_devices} × {device_kind}"))
-    return [(label, value) for label, value in rows if value is not None and value]
+        rows.append(("lora", lora))
+    parameters = _parameters(model)
+    if parameters:
+        rows.append(("parameters", parameters))
+    rows.append(("devices", {"count": n_devices, "kind": device_kind}))
+    return rows
 
 
-def _warmup(args: Any) -> str | None:
+_STACK = ("trl", "transformers", "torch")
+
+
+def _warmup(args: Any) -> dict[str, Any]:
     steps = getattr(args, "warmup_steps", 0) or 0
     ratio = getattr(args, "warmup_ratio", None) or 0
     if ratio:
-        return f"warmup ratio {format_value(ratio)}"
-    if steps and 0 < steps < 1:
-        return f"warmup ratio {format_value(steps)}"
+        return {"warmup_ratio": raw(ratio)}
+    if steps and 0 < steps < 1:  # transformers 5 takes a ratio in warmup_steps too
+        return {"warmup_ratio": raw(steps)}
     if steps:
-        return f"warmup {format_value(int(steps))} steps"
-    return None
+        return {"warmup_steps": int(steps)}
+    return {}
 
 
 def _precision(args: Any) -> str:
@@ -145,25 +133,24 @@ def _precision(args: Any) -> str:
         return "bf16"
     if getattr(args, "fp16", False):
         return "fp16"
-    return "fp32" + (" (tf32 matmul)" if getattr(args, "tf32", False) else "")
+    return "fp32"
 
 
-def _lora(model: Any) -> str | None:
+def _lora(model: Any) -> dict[str, Any] | None:
     config = detect.peft_config(model)
     if config is None:
         return None
-    parts = []
-    for label, attr in (("r", "r"), ("alpha", "lora_alpha"), ("dropout", "lora_dropout")):
+    found: dict[str, Any] = {"type": raw(getattr(config, "peft_type", "LoRA"))}
+    for key, attr in (("r", "r"), ("alpha", "lora_alpha"), ("dropout", "lora_dropout")):
         if getattr(config, attr, None) is not None:
-            parts.append(f"{label}={format_value(getattr(config, attr))}")
+            found[key] = raw(getattr(config, attr))
     targets = getattr(config, "target_modules", None)
     if targets:
-        parts.append("targets " + (", ".join(sorted(targets)) if not isinstance(targets, str) else targets))
-    peft_type = format_value(getattr(config, "peft_type", "LoRA"))
-    return f"{peft_type}: " + ", ".join(parts) if parts else peft_type
+        found["targets"] = targets if isinstance(targets, str) else sorted(str(t) for t in targets)
+    return found
 
 
-def _parameters(model: Any) -> str | None:
+def _parameters(model: Any) -> dict[str, int] | None:
     parameters = getattr(model, "parameters", None)
     if parameters is None:
         return None
@@ -173,14 +160,10 @@ def _parameters(model: Any) -> str | None:
         total += n
         if p.requires_grad:
             trainable += n
-    if total == 0:
-        return None
-    if trainable == total:
-        return f"{_count(total)} (all trainable)"
-    return f"{_count(trainable)} trainable of {_count(total)} ({100 * trainable / total:.2g}%)"
+    return {"total": total, "trainable": trainable} if total else None
 
 
-def changed_arguments(args: Any) -> list[tuple[str, str]]:
+def changed_arguments(args: Any) -> list[tuple[str, Any]]:
     """Arguments that differ from their field defaults, minus curated and secret fields.
 
     The defaults are read from the dataclass fields, never from a fresh instance: constructing a
@@ -199,7 +182,7 @@ def changed_arguments(args: Any) -> list[tuple[str, str]]:
             continue
         value = getattr(args, name, None)
         if not _same(value, _field_default(field)):
-            rows.append((name, format_value(value)))
+            rows.append((name, raw(value)))
     return rows
 
 

@@ -147,8 +147,9 @@ class RunRecord:
     ended_at: float | None = None
     base_model: Link | None = None
     dataset: Link | None = None
-    parameters: list[tuple[str, str]] = field(default_factory=list)
-    changed_arguments: list[tuple[str, str]] = field(default_factory=list)
+    # (code, raw value) rows of the curated table, and (argument, raw value) of the others changed.
+    parameters: list[tuple[str, Any]] = field(default_factory=list)
+    changed_arguments: list[tuple[str, Any]] = field(default_factory=list)
     host: str | None = None
     # hostname, boot id and PID namespace: a pid means something only where all three match.
     host_id: str | None = None

@@ -11,6 +11,7 @@ read too.
 from __future__ import annotations
 
 import enum
+import json
 import math
 import re
 from collections.abc import Callable
@@ -144,14 +145,14 @@ class _Fields:
             raise self.bad(key, "an object")
         return read(_Fields(value, f"{self.where}{key}."))
 
-    def pairs(self, key: str) -> list[tuple[str, str]]:
+    def pairs(self, key: str) -> list[tuple[str, Any]]:
         value = self.data.get(key) or []
         if not isinstance(value, list) or not all(
-            isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) and len(x) <= MAX_TEXT for x in p)
+            isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and len(json.dumps(p)) <= MAX_TEXT
             for p in value
         ):
-            raise self.bad(key, "a list of [name, value] strings")
-        return [(a, b) for a, b in value]
+            raise self.bad(key, "a list of [name, value] pairs")
+        return [(name, item) for name, item in value]
 
     def rows(self, key: str, read: Callable[[_Fields], T]) -> list[T]:
         value = self.data.get(key) or []
@@ -308,6 +309,9 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
     note = data.get("trackio_note")
     if isinstance(note, str) and note.startswith("Trackio logging is off"):
         new["trackio_off"] = TrackioOff.DISABLED.value
+    parameters = data.get("parameters")
+    if isinstance(parameters, list):  # (label, text) rows: kept as words, under the code "text"
+        new["parameters"] = [["text", row] if isinstance(row, list) else row for row in parameters]
     for key in ("base_model", "dataset"):
         link = data.get(key)
         if isinstance(link, dict):

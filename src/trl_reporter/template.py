@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import math
 import os
 import shlex
@@ -76,6 +77,18 @@ def score(value: float | str) -> str:
 def count(value: int) -> str:
     """``1,233``."""
     return f"{value:,}"
+
+
+def plain(value: object) -> str:
+    """A raw parameter value as people write it: ``2e-05``, ``3.0``, ``linear``, JSON for lists and
+    mappings. (The template words ``True``, ``False`` and ``None`` itself.)"""
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value) or abs(value) >= 1e16:
+            return repr(value)
+        return f"{value:.1f}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
 
 
 def _formatted(fn: Callable[[Any], str]) -> Callable[[Any], str]:
@@ -150,6 +163,7 @@ def _environment(template_dir: str | None) -> jinja2.Environment:
         score=_formatted(score),
         count=_formatted(count),
         shell=shlex.quote,
+        plain=plain,
     )
     return env
 

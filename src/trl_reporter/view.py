@@ -49,6 +49,78 @@ def best_scores(runs: Sequence[RunRecord]) -> dict[str, float]:
     return best
 
 
+# The shape each curated parameter code must have for the template to word it; a row that does not
+# fit (an older or a hand-edited state file) is shown as its code and its value, never an error.
+_SCALAR = (str, int, float, bool, type(None))
+_SHAPES: dict[str, Any] = {
+    "trainer": {"class": str, "versions": [[str, str]]},
+    "effective_batch_size": {"per_device": int, "accumulation": int, "devices": int},
+    "scheduler": {"type": _SCALAR, "warmup_ratio?": _SCALAR, "warmup_steps?": _SCALAR},
+    "precision": {"kind": str, "tf32": bool},
+    "lora": {"type": _SCALAR, "r?": _SCALAR, "alpha?": _SCALAR, "dropout?": _SCALAR, "targets?": (str, [str])},
+    "parameters": {"total": int, "trainable": int},
+    "devices": {"count": int, "kind": str},
+    "text": [str],
+    **dict.fromkeys(
+        (
+            "learning_rate",
+            "batch_size",
+            "gradient_accumulation",
+            "max_steps",
+            "epochs",
+            "optimizer",
+            "weight_decay",
+            "max_grad_norm",
+            "seed",
+            "max_length",
+            "packing",
+            "gradient_checkpointing",
+        ),
+        _SCALAR,
+    ),
+}
+
+
+def _fits(value: Any, shape: Any) -> bool:
+    if isinstance(shape, dict):
+        return (
+            isinstance(value, dict)
+            and all(k.rstrip("?") in shape or f"{k}?" in shape for k in value)
+            and all(
+                (k.endswith("?") and k[:-1] not in value) or _fits(value.get(k.rstrip("?")), s)
+                for k, s in shape.items()
+            )
+        )
+    if isinstance(shape, list):
+        return isinstance(value, list) and all(_fits(v, shape[0]) for v in value)
+    if isinstance(shape, tuple) and any(isinstance(s, (list, dict)) for s in shape):
+        return any(_fits(value, s) for s in shape)
+    return isinstance(value, shape) and not (shape is int and isinstance(value, bool))
+
+
+def _consistent(code: str, value: Any) -> bool:
+    """What the template unpacks as (name, value) has two items, and a percentage has a base."""
+    if code == "text":
+        return len(value) == 2
+    if code == "trainer":
+        return all(len(pair) == 2 for pair in value["versions"])
+    if code == "parameters":
+        return bool(value["total"] > 0 and value["trainable"] >= 0)
+    return True
+
+
+def _parameter(code: str, value: Any) -> dict[str, Any]:
+    """A parameter row for the template: its code and value, plus what the words need computed."""
+    if code not in _SHAPES or not _fits(value, _SHAPES[code]) or not _consistent(code, value):
+        return {"code": "other", "label": code, "value": value}
+    row: dict[str, Any] = {"code": code, "value": value}
+    if code == "effective_batch_size":
+        row["total"] = value["per_device"] * value["accumulation"] * value["devices"]
+    if code == "parameters":
+        row["percent"] = 100 * value["trainable"] / value["total"]
+    return row
+
+
 def _link(link: Link | None) -> dict[str, Any] | None:
     if link is None:
         return None
@@ -94,7 +166,7 @@ def _run(run: RunRecord, now: float | None, best: dict[str, float]) -> dict[str,
         "elapsed": (run.ended_at or run.started_at) - run.started_at,
         "steps_done": run.steps_done,
         "steps_planned": run.steps_planned,
-        "parameters": [list(p) for p in run.parameters],
+        "parameters": [_parameter(code, value) for code, value in run.parameters],
         "changed_arguments": [list(p) for p in run.changed_arguments],
         "pid": run.pid,
         "host": run.host,
