@@ -26,10 +26,22 @@ from trl_reporter import ReportCallback
 RUN_SECTIONS = ["Training Parameters", "Run Status", "Run Logs", "Trackio Logs", "Run Evaluations"]
 
 
-def test_zero_config_instance_writes_every_section_in_the_guides_order(project: Path, tiny_model: Path) -> None:
-    train(tiny_model, [ReportCallback()])
+@pytest.fixture(scope="module")
+def default_report(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The report of one zero-config training, shared by the tests that only read it."""
+    root = tmp_path_factory.mktemp("default") / "project"
+    (root / ".git").mkdir(parents=True)
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        train(tiny_model, [ReportCallback()])
+    finally:
+        os.chdir(cwd)
+    return only_report(root)
 
-    report = only_report(project)
+
+def test_zero_config_instance_writes_every_section_in_the_guides_order(default_report: str) -> None:
+    report = default_report
     headings = section_order(report)
     assert headings[0] == "tiny"  # experiment named after output_dir's basename
     assert headings[1] == "Base Model & Dataset"
@@ -123,10 +135,8 @@ def test_explicit_dataset_and_hf_endpoint_win(project: Path, tiny_model: Path, m
     assert "guessed" not in report
 
 
-def test_local_model_path_is_plain_text_not_a_broken_link(project: Path, tiny_model: Path) -> None:
-    train(tiny_model, [ReportCallback()])
-
-    report = only_report(project)
+def test_local_model_path_is_plain_text_not_a_broken_link(default_report: str, tiny_model: Path) -> None:
+    report = default_report
     assert f"Base Model: `{tiny_model}` (local path)" in report
     assert "[Base Model](" not in report
     assert "Dataset: unknown" in report
@@ -219,22 +229,19 @@ def test_hf_job_with_owner_links_the_job_logs(project: Path, tiny_model: Path, m
     assert "#### Run Logs\n\n[Run Logs](https://huggingface.co/jobs/acme/6928a8f1c0ffee0012345678)\n" in report
 
 
-def test_hf_job_without_owner_says_how_to_link(
-    project: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("JOB_ID", "6928a8f1c0ffee0012345678")
-    train(tiny_model, [ReportCallback()])
+def test_hf_job_without_owner_says_how_to_link() -> None:
+    from trl_reporter.records import RunRecord
+    from trl_reporter.template import renderer
 
-    report = only_report(project)
+    run = RunRecord(key="r", run_name="r", experiment="e", started_at=1.7e9, job_id="6928a8f1c0ffee0012345678")
+    report = renderer()("e", [run])
     assert "HF Job `6928a8f1c0ffee0012345678`; set `TRL_REPORTER_JOB_OWNER`" in report
 
 
-def test_local_run_logs_name_host_and_pid(project: Path, tiny_model: Path) -> None:
-    import os
+def test_local_run_logs_name_host_and_pid(default_report: str) -> None:
     import socket
 
-    train(tiny_model, [ReportCallback()])
-    assert f"Local process `{os.getpid()}` on host `{socket.gethostname()}` (not an HF Job)." in only_report(project)
+    assert f"Local process `{os.getpid()}` on host `{socket.gethostname()}` (not an HF Job)." in default_report
 
 
 def test_rank_other_than_zero_writes_nothing(project: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:

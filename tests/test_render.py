@@ -164,3 +164,20 @@ def test_scores_keep_four_significant_digits() -> None:
     assert score(1.12134) == "1.121"
     assert score(0.000123456) == "0.0001235"
     assert score(12) == "12"
+
+
+def test_cached_run_sections_give_the_same_bytes_and_follow_changes(tmp_path: Path) -> None:
+    cache = tmp_path / "sections"
+    runs = golden_runs()
+    fresh = renderer()("qwen-capybara-sft", runs)
+    assert renderer()("qwen-capybara-sft", runs, cache_dir=cache) == fresh  # fills the cache
+    assert len(list(cache.glob("*.json"))) == len(runs)
+    assert renderer()("qwen-capybara-sft", runs, cache_dir=cache) == fresh  # read back from it
+
+    for entry in cache.glob("*.json"):  # a torn or foreign entry is a miss, never output
+        entry.write_text('["<script>", 1]')
+    assert renderer()("qwen-capybara-sft", runs, cache_dir=cache) == fresh
+
+    runs[0].final_loss = 0.5
+    changed = renderer()("qwen-capybara-sft", runs, cache_dir=cache)
+    assert "Final training loss 0.5." in changed and changed == renderer()("qwen-capybara-sft", runs)

@@ -390,10 +390,10 @@ def test_a_writer_that_holds_the_lock_renders_what_was_saved_meanwhile(tmp_path:
     other = RunRecord(key="other", run_name="other", experiment="exp", started_at=1_700_000_200.0)
     started = threading.Event()
 
-    def slow(experiment: str, runs: list[RunRecord]) -> str:
+    def slow(experiment: str, runs: list[RunRecord], *, cache_dir: Path | None = None) -> str:
         started.set()
         time.sleep(0.5)  # another process saves its run's end during this render
-        return render(experiment, runs)
+        return render(experiment, runs, cache_dir=cache_dir)
 
     thread = threading.Thread(target=store.render, args=(slow,), kwargs={"timeout": 5})
     thread.start()

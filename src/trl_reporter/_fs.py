@@ -9,12 +9,14 @@ of writing through it.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import secrets
 import socket
 import time
 import zlib
 from pathlib import Path
+from typing import Any
 
 TMP_SUFFIX = ".tmp"
 # Temporary files older than this are debris whatever wrote them (a write takes milliseconds).
@@ -101,3 +103,20 @@ def clean_temp_files(directory: Path, *, now: float | None = None) -> int:
             except OSError:
                 pass
     return removed
+
+
+# No state file trl-reporter writes comes near this; a larger one is not read at all.
+MAX_STATE_BYTES = 32 * 1024 * 1024
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from ``path``; ``None`` for anything else (missing, not JSON, not an object,
+    nested too deeply to parse, larger than :data:`MAX_STATE_BYTES`)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            if os.fstat(fh.fileno()).st_size > MAX_STATE_BYTES:
+                return None
+            data = json.load(fh)
+    except (OSError, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None

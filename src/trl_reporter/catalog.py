@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ._fs import read_json
 from .errors import StoreError
 from .naming import slug
 from .records import RunRecord
-from .store import STATE_DIR, ExperimentStore, read_json, warn_skip
+from .store import STATE_DIR, ExperimentStore, warn_skip
 
 logger = logging.getLogger(__name__)
 

@@ -22,8 +22,7 @@ from .capture import Captured, Settings
 from .endings import ProcessHooks
 from .records import Failure, FailureReason, RunRecord, Status, StopReason, to_real
 from .redact import clean_text
-from .store import ExperimentStore
-from .template import Renderer
+from .store import ExperimentStore, RenderFn
 
 if TYPE_CHECKING:
     from transformers import TrainerState, TrainingArguments
@@ -37,7 +36,7 @@ _NOT_SCORES = ("epoch", "_runtime", "_samples_per_second", "_steps_per_second", 
 class RunSession:
     """The live state of one run in this process."""
 
-    def __init__(self, record: RunRecord, store: ExperimentStore, render: Renderer, guard: Guard, state: Any) -> None:
+    def __init__(self, record: RunRecord, store: ExperimentStore, render: RenderFn, guard: Guard, state: Any) -> None:
         self.record = record
         self.store = store
         self._render = render
@@ -59,7 +58,7 @@ class RunSession:
         cls,
         previous: RunSession | None,
         settings: Settings,
-        render: Renderer,
+        render: RenderFn,
         guard: Guard,
         args: TrainingArguments,
         state: TrainerState,

@@ -17,8 +17,8 @@ from . import catalog, detect, liveness, naming
 from .errors import StoreError
 from .evals import Score, check_link, default_job_link, validate
 from .records import Evaluation, Failure, FailureReason, RunRecord, Source, Status
-from .store import ExperimentStore
-from .template import Renderer, chosen_template, renderer
+from .store import ExperimentStore, RenderFn
+from .template import chosen_template, renderer
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ LOCK_TIMEOUT_SIGNAL = 1.0
 LOCK_TIMEOUT_COMMAND = 10.0
 
 
-def reconcile(stores: Iterable[ExperimentStore], render: Renderer, *, timeout: float) -> list[RunRecord]:
+def reconcile(stores: Iterable[ExperimentStore], render: RenderFn, *, timeout: float) -> list[RunRecord]:
     """Mark every vanished run of this host in ``stores`` as Failure, and re-render its report.
 
     Returns the runs it changed. Runs of other hosts are left alone (a dead pid here says nothing
@@ -59,14 +59,14 @@ def reconcile(stores: Iterable[ExperimentStore], render: Renderer, *, timeout: f
     return changed
 
 
-def catch_up(stores: Iterable[ExperimentStore], render: Renderer, *, timeout: float) -> list[ExperimentStore]:
+def catch_up(stores: Iterable[ExperimentStore], render: RenderFn, *, timeout: float) -> list[ExperimentStore]:
     """Re-render each report that is behind its saved state (a render that lost the race for the
     lock, a signal that came too early, a merge, a hand edit). Returns those still behind because
     another writer held the lock."""
     return [store for store in stores if not store.catch_up(render, timeout=timeout)]
 
 
-def rerender(store: ExperimentStore, render: Renderer, *, timeout: float) -> None:
+def rerender(store: ExperimentStore, render: RenderFn, *, timeout: float) -> None:
     """Re-render a report from its saved state; :class:`StoreError` if another writer holds it."""
     if not store.render(render, timeout=timeout):
         raise StoreError(f"the report of {store.experiment!r} is locked by another writer; try again")
@@ -101,7 +101,7 @@ def check_scores(
     return ScoresToAdd(store, catalog.find_run(store, run), rows, job, model)
 
 
-def save_scores(plan: ScoresToAdd, render: Renderer, *, source: Source, timeout: float) -> list[Evaluation]:
+def save_scores(plan: ScoresToAdd, render: RenderFn, *, source: Source, timeout: float) -> list[Evaluation]:
     """Save checked scores beside their run (one new file: concurrent adds lose nothing), then
     re-render; if the report is locked, the next writer or command brings it up to date."""
     added = [

@@ -11,7 +11,6 @@ read too.
 from __future__ import annotations
 
 import enum
-import json
 import math
 import re
 from collections.abc import Callable
@@ -148,8 +147,7 @@ class _Fields:
     def pairs(self, key: str) -> list[tuple[str, Any]]:
         value = self.data.get(key) or []
         if not isinstance(value, list) or not all(
-            isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and len(json.dumps(p)) <= MAX_TEXT
-            for p in value
+            isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and len(p[0]) <= MAX_TEXT for p in value
         ):
             raise self.bad(key, "a list of [name, value] pairs")
         return [(name, item) for name, item in value]

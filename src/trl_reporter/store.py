@@ -30,14 +30,14 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import filelock
 
 from . import _fs, freshness
+from ._fs import read_json
 from .errors import RecordError, StoreError
 from .naming import is_safe_key, slug
 from .records import SCHEMA_VERSION, Evaluation, RunRecord, json_safe
@@ -47,11 +47,19 @@ from .schema import load_evaluation, load_run
 logger = logging.getLogger(__name__)
 
 STATE_DIR = ".trl-reporter"
-_GITIGNORE = "*.lock\n.*.tmp\n.generation\n.rendered\n"
+SECTIONS = ".sections"
+_GITIGNORE = "*.lock\n.*.tmp\n.generation\n.rendered\n.sections/\n"
 # A render that finds the state changed under it renders again, this many times at most.
 _RENDER_ATTEMPTS = 3
 # Warn once per process about each bad file (the CLI loads an experiment more than once).
 _warned: set[tuple[str, str]] = set()
+
+
+class RenderFn(Protocol):
+    """Renders an experiment's markdown from its runs; may keep work it can reuse in
+    ``cache_dir``, a local folder of the experiment's state (never committed)."""
+
+    def __call__(self, experiment: str, runs: list[RunRecord], *, cache_dir: Path | None = None) -> str: ...
 
 
 def warn_skip(path: Path, why: str) -> None:
@@ -250,7 +258,7 @@ class ExperimentStore:
 
     # -- report ---------------------------------------------------------------------------------
 
-    def render(self, renderer: Callable[[str, list[RunRecord]], str], *, timeout: float) -> bool:
+    def render(self, renderer: RenderFn, *, timeout: float) -> bool:
         """Re-render the markdown from the saved state under the lock.
 
         A change saved while rendering (by another process, or by a signal handler of this one)
@@ -274,16 +282,17 @@ class ExperimentStore:
             return False
         return True
 
-    def render_locked(self, renderer: Callable[[str, list[RunRecord]], str]) -> None:
+    def render_locked(self, renderer: RenderFn) -> None:
         """Re-render the markdown once; the caller holds :meth:`lock`."""
-        _fs.atomic_write(self.report_path, renderer(self.experiment, self.load_runs()))
+        text = renderer(self.experiment, self.load_runs(), cache_dir=self.state_dir / SECTIONS)
+        _fs.atomic_write(self.report_path, text)
 
     def is_behind(self) -> bool:
         """Whether the markdown may lack something that was saved, or was changed by hand or by a
         merge, since it was last rendered. Costs a few ``stat`` calls, not a load."""
         return freshness.is_behind(self.state_dir, self.report_path)
 
-    def catch_up(self, renderer: Callable[[str, list[RunRecord]], str], *, timeout: float) -> bool:
+    def catch_up(self, renderer: RenderFn, *, timeout: float) -> bool:
         """Render if the markdown is behind its state; True if it is up to date afterwards."""
         return not self.is_behind() or self.render(renderer, timeout=timeout)
 
@@ -295,7 +304,7 @@ class ExperimentStore:
 
     def clean_debris(self) -> int:
         """Remove temporary files left by writers that were killed mid-write."""
-        directories = [self.root, self.state_dir, self.runs_dir, self.evals_dir]
+        directories = [self.root, self.state_dir, self.runs_dir, self.evals_dir, self.state_dir / SECTIONS]
         directories += [d for d in self.evals_dir.glob("*") if d.is_dir()]
         return sum(_fs.clean_temp_files(d) for d in directories)
 
@@ -309,14 +318,3 @@ def _checked(key: str) -> str:
     if not is_safe_key(key):
         raise StoreError(f"{key!r} is not a safe run key")
     return key
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON object from ``path``; ``None`` for anything else (missing, not JSON, not an object,
-    nested too deeply to parse)."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError, RecursionError):
-        return None
-    return data if isinstance(data, dict) else None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import json
 import math
 import os
@@ -34,10 +35,11 @@ from . import markdown as md
 from . import view
 from .errors import TemplateError
 from .records import RunRecord
+from .sections import RunParts
 
 TEMPLATE_NAME = "report.md.j2"
+RUN_TEMPLATE = "run.md.j2"
 TEMPLATE_ENV = "TRL_REPORTER_TEMPLATE"
-Renderer = Callable[[str, list[RunRecord]], str]
 
 
 # -- formatting: values -> text -------------------------------------------------------------------
@@ -79,9 +81,15 @@ def count(value: int) -> str:
     return f"{value:,}"
 
 
-def plain(value: object) -> str:
+def plain(value: object, yes: str, no: str, none: str) -> str:
     """A raw parameter value as people write it: ``2e-05``, ``3.0``, ``linear``, JSON for lists and
-    mappings. (The template words ``True``, ``False`` and ``None`` itself.)"""
+    mappings; ``True``, ``False`` and ``None`` as the template words them."""
+    if value is True:
+        return yes
+    if value is False:
+        return no
+    if value is None:
+        return none
     if isinstance(value, float):
         if not math.isfinite(value) or value != int(value) or abs(value) >= 1e16:
             return repr(value)
@@ -137,11 +145,11 @@ def _attr(url: object) -> Markup:
 
 @functools.lru_cache(maxsize=8)
 def _environment(template_dir: str | None) -> jinja2.Environment:
-    loader: jinja2.BaseLoader
-    if template_dir is None:
-        loader = jinja2.FunctionLoader(lambda name: default_template_text() if name == TEMPLATE_NAME else None)
-    else:
-        loader = jinja2.FileSystemLoader(template_dir, encoding="utf-8")
+    packaged = jinja2.FileSystemLoader(str(default_template_path().parent), encoding="utf-8")
+    loader: jinja2.BaseLoader = packaged
+    if template_dir is not None:
+        # The user's folder first; run.md.j2 (and anything else not there) from the package.
+        loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(template_dir, encoding="utf-8"), packaged])
     # A sandbox even for the user's own template: a template is data, and one copied from
     # somewhere must not be able to reach Python (``cycler.__init__.__globals__.os``).
     env = jinja2.sandbox.ImmutableSandboxedEnvironment(
@@ -176,11 +184,6 @@ def default_template_path() -> Path:
     return Path(__file__).resolve().parents[2] / "templates" / TEMPLATE_NAME
 
 
-@functools.lru_cache(maxsize=1)
-def default_template_text() -> str:
-    return default_template_path().read_text(encoding="utf-8")
-
-
 def chosen_template(
     explicit: str | os.PathLike[str] | None = None, environ: Mapping[str, str] = os.environ
 ) -> str | None:
@@ -190,31 +193,66 @@ def chosen_template(
     return str(Path(chosen).expanduser().resolve()) if chosen is not None else None
 
 
-def renderer(template: str | Path | None = None, *, now: float | None = None) -> Renderer:
-    """A function ``(experiment, runs) -> markdown`` for the default or a user template.
+class Renderer:
+    """Renders an experiment's markdown: ``renderer(experiment, runs) -> str``.
 
-    ``now`` is the moment against which quiet runs are judged stale; by default the latest moment
-    in the state, which keeps rendering a pure function of the state. The CLI passes the clock.
-    Raises :class:`TemplateError` for a template that is missing or does not parse.
+    The page template reads each run's section and evaluation rows from ``sections`` and
+    ``evaluation_rows``, which render a run through the macros of ``run.md.j2`` on first use. A
+    run's output is kept by a digest of everything it is made of (its view data, the templates and
+    this code), in memory and, given ``cache_dir``, on disk, so an experiment of a thousand runs
+    re-renders only the runs that changed. A cache entry is local bookkeeping, never committed.
     """
-    if template is None:
-        tmpl = _environment(None).get_template(TEMPLATE_NAME)
-    else:
-        path = Path(template).expanduser().resolve()
-        if not path.is_file():
-            raise TemplateError(f"report template {str(path)!r} does not exist")
-        try:
-            tmpl = _environment(str(path.parent)).get_template(path.name)
-        except jinja2.TemplateError as exc:
-            raise TemplateError(f"report template {str(path)!r} is invalid: {exc}") from exc
 
-    def render(experiment: str, runs: list[RunRecord]) -> str:
+    def __init__(self, page: jinja2.Template, env: jinja2.Environment, now: float | None) -> None:
+        self._page = page
+        self._env = env
+        self._now = now
+        self._memory: dict[str, tuple[Markup, Markup]] = {}
+        self._digest: str | None = None
+
+    def __call__(self, experiment: str, runs: list[RunRecord], *, cache_dir: Path | None = None) -> str:
+        data = view.report(experiment, runs, self._now)
+        parts = RunParts(self, {run["key"]: run for run in data["runs"]}, cache_dir)
         try:
-            text = tmpl.render(**view.report(experiment, runs, now))
+            text = self._page.render(**data, sections=parts.view(0), evaluation_rows=parts.view(1))
         except jinja2.exceptions.SecurityError as exc:
             raise TemplateError(f"report template tried something unsafe and was stopped: {exc}") from exc
         except jinja2.TemplateError as exc:
             raise TemplateError(f"report template failed to render: {exc}") from exc
+        parts.prune()
         return text.rstrip("\n") + "\n"
 
-    return render
+    def _run_module(self) -> Any:
+        return self._env.get_template(RUN_TEMPLATE).module
+
+    def digest(self) -> str:
+        """What every run's output depends on besides its data: the templates and this code."""
+        if self._digest is None:
+            sources = [self._page.filename, self._env.get_template(RUN_TEMPLATE).filename]
+            hasher = hashlib.sha256()
+            for source in [*sources, __file__, md.__file__, view.__file__]:
+                hasher.update(Path(source).read_bytes() if source and Path(source).is_file() else b"-")
+            self._digest = hasher.hexdigest()
+        return self._digest
+
+
+def renderer(template: str | Path | None = None, *, now: float | None = None) -> Renderer:
+    """The renderer of the default or a user template.
+
+    ``now`` is the moment against which quiet runs are judged stale; by default the latest moment
+    in the state, which keeps rendering a pure function of the state. The CLI passes the clock.
+    A user template's folder may hold its own ``run.md.j2``; otherwise the packaged one is used.
+    Raises :class:`TemplateError` for a template that is missing or does not parse.
+    """
+    if template is None:
+        env = _environment(None)
+        name = TEMPLATE_NAME
+    else:
+        path = Path(template).expanduser().resolve()
+        if not path.is_file():
+            raise TemplateError(f"report template {str(path)!r} does not exist")
+        env, name = _environment(str(path.parent)), path.name
+    try:
+        return Renderer(env.get_template(name), env, now)
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"report template {name!r} is invalid: {exc}") from exc

@@ -225,6 +225,7 @@ def report(experiment: str, runs: Sequence[RunRecord], now: float | None = None)
     now = latest if now is None else now
     best = best_scores(runs)
     groups: dict[tuple[str, str], dict[str, Any]] = {}
+    shown_runs: list[dict[str, Any]] = []
     evaluations: list[dict[str, Any]] = []
     for run in runs:
         key = _group_key(run)
@@ -232,12 +233,14 @@ def report(experiment: str, runs: Sequence[RunRecord], now: float | None = None)
             groups[key] = {"base_model": _link(run.base_model), "dataset": _link(run.dataset), "runs": []}
         shown = _run(run, now, best)
         groups[key]["runs"].append(shown)
+        shown_runs.append(shown)
         evaluations.extend({"run": shown, "evaluation": ev} for ev in shown["evaluations"])
     return {
         "experiment": experiment,
         "updated": latest,
         "dashboard": _dashboard(runs),
         "groups": list(groups.values()),
+        "runs": shown_runs,  # in start order, across groups
         "evaluations": evaluations,
         "in_progress": Status.IN_PROGRESS.value,
     }

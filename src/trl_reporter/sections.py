@@ -1,0 +1,123 @@
+"""Each run's part of a report, rendered once and reused while the run is unchanged.
+
+A run's section and its rows of the experiment's evaluations table are made from the run's view
+data, the templates and the rendering code, and nothing else; the digest of all of these names a
+cache entry, kept in memory and in ``.trl-reporter/<experiment>/.sections/`` (local bookkeeping,
+never committed). An experiment of a thousand runs then re-renders only the runs that changed. A
+cache entry that cannot be read or written only costs the next render its time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from markupsafe import Markup
+
+from . import _fs
+
+
+class _Owner(Protocol):
+    """What the parts need from the renderer: its memory, its digest and its run macros."""
+
+    _memory: dict[str, tuple[Markup, Markup]]
+
+    def digest(self) -> str: ...
+
+    def _run_module(self) -> Any: ...
+
+
+class RunParts:
+    """Each run's (section, evaluation rows), produced on first use, from the caches if there."""
+
+    def __init__(self, renderer: _Owner, runs: dict[str, dict[str, Any]], cache_dir: Path | None) -> None:
+        self._renderer = renderer
+        self._runs = runs
+        self._cache_dir = cache_dir
+        self._used: set[str] = set()
+        self._done: dict[str, tuple[Markup, Markup]] = {}
+
+    def view(self, index: int) -> PartView:
+        return PartView(self, index)
+
+    def run_keys(self) -> Iterator[str]:
+        return iter(self._runs)
+
+    def get(self, key: str) -> tuple[Markup, Markup]:
+        if key not in self._done:
+            self._done[key] = self._produce(self._runs[key])
+        return self._done[key]
+
+    def _produce(self, run: dict[str, Any]) -> tuple[Markup, Markup]:
+        # The view's data is plain and built in a fixed order, so its repr identifies it.
+        digest = hashlib.sha256((self._renderer.digest() + repr(run)).encode("utf-8", "surrogatepass")).hexdigest()
+        self._used.add(digest)
+        memory = self._renderer._memory
+        if digest in memory:
+            return memory[digest]
+        found = self._read(digest)
+        if found is None:
+            module = self._renderer._run_module()
+            found = (Markup(module.section(run)), Markup(module.evaluation_rows(run)))
+            self._write(digest, found)
+        if len(memory) > 4 * len(self._runs) + 64:
+            memory.clear()
+        memory[digest] = found
+        return found
+
+    def _read(self, digest: str) -> tuple[Markup, Markup] | None:
+        if self._cache_dir is None:
+            return None
+        try:
+            data = json.loads((self._cache_dir / f"{digest}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not (isinstance(data, list) and len(data) == 2 and all(isinstance(part, str) for part in data)):
+            return None
+        return Markup(data[0]), Markup(data[1])
+
+    def _write(self, digest: str, parts: tuple[Markup, Markup]) -> None:
+        if self._cache_dir is None:
+            return
+        try:
+            self._cache_dir.mkdir(parents=True, exist_ok=True)
+            _fs.atomic_write(self._cache_dir / f"{digest}.json", json.dumps([str(parts[0]), str(parts[1])]))
+        except OSError:
+            pass  # a cache that cannot be written only costs the next render its time
+
+    def prune(self) -> None:
+        """Remove entries no run used, once they outnumber the runs: an experiment's cache stays
+        about its own size."""
+        if self._cache_dir is None:
+            return
+        try:
+            entries = list(self._cache_dir.glob("*.json"))
+        except OSError:
+            return
+        if len(entries) > 2 * len(self._runs) + 64:
+            for entry in entries:
+                if entry.stem not in self._used:
+                    try:
+                        entry.unlink()
+                    except OSError:
+                        pass
+
+
+class PartView(Mapping[str, Markup]):
+    """``sections`` or ``evaluation_rows`` as the page template reads them: by run key."""
+
+    def __init__(self, parts: RunParts, index: int) -> None:
+        self._parts = parts
+        self._index = index
+
+    def __getitem__(self, key: str) -> Markup:
+        return self._parts.get(key)[self._index]
+
+    def __iter__(self) -> Iterator[str]:
+        return self._parts.run_keys()
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self._parts.run_keys())
