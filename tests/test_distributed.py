@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from helpers import SCRIPTS, build_model_once, only_report, run_states, run_titles
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def torchrun(mode: str, project: Path, model: Path) -> subprocess.CompletedProcess:
@@ -26,8 +19,8 @@ def torchrun(mode: str, project: Path, model: Path) -> subprocess.CompletedProce
             "-m",
             "torch.distributed.run",
             "--nproc_per_node=2",
-            f"--master_port={free_port()}",
-            "--master_addr=127.0.0.1",
+            # torchrun picks a free port itself: a port chosen here could be taken before it binds.
+            "--standalone",
             str(SCRIPTS / "ddp.py"),
             mode,
             str(model),

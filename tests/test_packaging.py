@@ -22,10 +22,10 @@ def test_wheel_ships_the_default_template_and_py_typed(tmp_path: Path) -> None:
     )
     [wheel] = tmp_path.glob("trl_reporter-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "trl_reporter/templates/report.md.j2" in names
     assert "trl_reporter/py.typed" in names
-    shipped = zipfile.ZipFile(wheel).read("trl_reporter/templates/report.md.j2").decode()
-    assert shipped == (REPO / "templates" / "report.md.j2").read_text(encoding="utf-8")
+    for template in ("report.md.j2", "run.md.j2"):
+        shipped = zipfile.ZipFile(wheel).read(f"trl_reporter/templates/{template}").decode()
+        assert shipped == (REPO / "templates" / template).read_text(encoding="utf-8")
 
 
 def test_examples_compile() -> None:
