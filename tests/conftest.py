@@ -15,6 +15,7 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_HOME"] = os.path.join(_HOME, "hf")
 os.environ["TRACKIO_DIR"] = os.path.join(_HOME, "trackio")
+os.environ["XDG_CACHE_HOME"] = os.path.join(_HOME, "cache")
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["DISABLE_TQDM"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -181,3 +182,43 @@ def test_cached_run_sections_give_the_same_bytes_and_follow_changes(tmp_path: Pa
     runs[0].final_loss = 0.5
     changed = renderer()("qwen-capybara-sft", runs, cache_dir=cache)
     assert "Final training loss 0.5." in changed and changed == renderer()("qwen-capybara-sft", runs)
+
+
+def test_state_written_by_trl_reporter_0_1_reads_and_renders_as_it_did(tmp_path: Path) -> None:
+    """Schema 1 kept the key as run_id and sentences where codes are now."""
+    from trl_reporter.store import ExperimentStore
+
+    store = ExperimentStore(tmp_path / "training_reports", "old")
+    store.runs_dir.mkdir(parents=True)
+    (store.runs_dir / "old-run.json").write_text(
+        json.dumps(
+            {
+                "schema": 1,
+                "run_id": "old-run",
+                "run_name": "old-run",
+                "experiment": "old",
+                "started_at": T0,
+                "ended_at": T0 + 60,
+                "status": "Failure",
+                "base_model": {"name": "/models/m", "url": None, "guessed": False, "note": "local path"},
+                "parameters": [["Learning Rate", "2e-05"], ["Optimizer", "adamw_torch_fused"]],
+                "changed_arguments": [["logging_steps", "5"]],
+                "failure": {"reason": "terminated by SIGTERM", "signal": "SIGTERM"},
+                "trackio_note": "Trackio logging is off for this run. Turn it on with ReportCallback(trackio=True) "
+                'or report_to="trackio".',
+                "steps_done": 3,
+                "resumed": [{"at": T0 + 5, "step": 2, "previous_status": "Completed"}],
+            }
+        )
+    )
+    [run] = store.load_runs()
+    text = renderer()("old", [run])
+    assert "Base Model: `/models/m` (local path)" in text
+    assert "| Learning Rate | 2e-05 |\n| Optimizer | adamw\\_torch\\_fused |" in text
+    assert "| logging\\_steps | 5 |" in text
+    assert "`Failure`: terminated by SIGTERM, at step 3, after 1 min" in text
+    assert (
+        'Trackio logging is off for this run. Turn it on with ReportCallback(trackio=True) or report\\_to="trackio".'
+        in text
+    )
+    assert "Resumed from a checkpoint at step 2 on 2025-11-27 13:26:45 (it was `Completed`)." in text

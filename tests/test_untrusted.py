@@ -300,6 +300,8 @@ BAD_FIELDS = {
     "trackio": {"trackio": {"project": "p", "run": "r", "base_url": "javascript:alert(1)", "local": "yes"}},
     "resumed": {"resumed": [{"at": "yesterday", "step": 1}]},
     "evaluations": {"evaluations": [{"benchmark": 3, "score": 1.0}]},
+    "surrogate-url": {"job_url": "https://h/\ud800"},
+    "surrogate-trackio": {"trackio": {"project": "p\ud800", "run": "r", "base_url": "http://h/", "local": True}},
     "not-an-object": None,
 }
 
@@ -332,6 +334,31 @@ def test_files_with_wrong_types_are_skipped_with_a_warning_naming_each(
     for key in BAD_FIELDS:
         assert f"{key}.json" in messages, key
     assert "1-bad.json" in messages
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [["parameters", {"total": 1, "trainable": 10**400}]],
+        [["effective_batch_size", {"per_device": 10**3000, "accumulation": 10**3000, "devices": 1}]],
+        [["scheduler", {"type?": 1}], ["lora", {"type?": "x", "r": 1}]],
+        [["trainer", {"class": "T", "versions": [["only-one"]]}], ["text", ["label"]], ["seed", {"k": [1, None]}]],
+    ],
+    ids=["huge-int", "huge-product", "optional-marker-as-key", "short-pairs"],
+)
+def test_parameter_rows_of_any_shape_are_shown_never_fatal(tmp_path: Path, rows: list) -> None:
+    root = tmp_path / "training_reports"
+    store = _store_with_a_run(root)
+    _write_run_file(store, "odd", parameters=rows)
+
+    assert cli_main(["--report-dir", str(root), "render"]) == 0
+    report = store.report_path.read_text()
+    assert [t[0] for t in run_titles(report)] == ["good", "odd"]
+    assert all(
+        line.count(" | ") == 1
+        for line in report.split("### `odd`")[1].split("#### Run Status")[0].splitlines()
+        if line.startswith("| ") and "---" not in line
+    )
 
 
 def test_an_evaluation_metric_too_large_for_a_float_is_saved_readably(project: Path, tiny_model: Path) -> None:

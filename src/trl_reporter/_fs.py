@@ -43,8 +43,11 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def atomic_write(path: Path, data: str) -> None:
-    """Write ``data`` (UTF-8) to ``path`` so that readers and crashes see all of it or none of it."""
+def atomic_write(path: Path, data: str, *, durable: bool = True) -> None:
+    """Write ``data`` (UTF-8) to ``path`` so that readers and crashes see all of it or none of it.
+
+    ``durable=False`` skips the fsyncs, for files that are only a cache (and check their own
+    content): after a power loss they may be missing or torn, which the cache then ignores."""
     tmp = path.with_name(f".{path.name}.{host_tag()}.{os.getpid()}.{secrets.token_hex(4)}{TMP_SUFFIX}")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(tmp, flags, 0o644)
@@ -53,8 +56,9 @@ def atomic_write(path: Path, data: str) -> None:
             # Lone surrogates (undecodable file names) cannot be UTF-8: keep them as \udcff escapes
             # rather than lose the whole write.
             fh.write(data.encode("utf-8", "backslashreplace"))
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -62,7 +66,8 @@ def atomic_write(path: Path, data: str) -> None:
         except OSError:
             pass
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:

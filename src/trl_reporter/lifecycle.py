@@ -276,5 +276,6 @@ class RunSession:
         """The program's own handler returned: training goes on, and so does the run."""
         self.record.survive_signal(name, at=time.time(), step=int(getattr(self.state, "global_step", 0) or 0))
         if not self.record.status.is_final:
+            self._final_unsaved = False  # the failure is taken back: nothing final is pending
             self.hooks.install()
             self._save(timeout=maintenance.LOCK_TIMEOUT_SIGNAL)

@@ -98,7 +98,10 @@ def _safe_url(url: str) -> str | None:
         return None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return None
-    return quote(url, safe="/:?&=#%@+,;~!$*'-._[]")
+    try:
+        return quote(url, safe="/:?&=#%@+,;~!$*'-._[]")
+    except UnicodeError:  # a lone surrogate cannot be a URL
+        return None
 
 
 def link(text: str, url: object) -> str:

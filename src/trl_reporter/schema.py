@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import enum
 import math
-import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .errors import RecordError
+from .migrate import from_schema_1
 from .records import (
     MAX_INT,
     SCHEMA_VERSION,
@@ -41,15 +41,17 @@ _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf, "infinity": 
 E = TypeVar("E", bound=enum.Enum)
 T = TypeVar("T")
 
-# Schema 1 kept sentences; these are the ones trl-reporter 0.1 wrote.
-_V1_FAILURES = {
-    "an uncaught exception": FailureReason.EXCEPTION,
-    "interrupted (KeyboardInterrupt)": FailureReason.KEYBOARD_INTERRUPT,
-    "the process exited before training finished": FailureReason.EXITED,
-    "the notebook cell finished before training finished": FailureReason.CELL_FINISHED,
-    "training stopped without finishing (a new train() call started)": FailureReason.SUPERSEDED,
-    "the process vanished (killed, out of memory, or the machine restarted)": FailureReason.VANISHED,
-}
+
+def _valid_unicode(text: str) -> bool:
+    """Whether ``text`` has no lone surrogates (JSON's "\\ud800" escapes allow them; UTF-8 cannot
+    hold them, and trl-reporter writes them as "\\udcff" text instead)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def read_real(value: object) -> float | int | None:
@@ -88,8 +90,8 @@ class _Fields:
 
     def opt_text(self, key: str) -> str | None:
         value = self._get(key, True)
-        if value is not None and (not isinstance(value, str) or len(value) > MAX_TEXT):
-            raise self.bad(key, "a string")
+        if value is not None and (not isinstance(value, str) or len(value) > MAX_TEXT or not _valid_unicode(value)):
+            raise self.bad(key, "a string of valid Unicode")
         return value
 
     def opt_count(self, key: str) -> int | None:
@@ -168,7 +170,7 @@ def load_run(data: object, skipped: list[str] | None = None) -> RunRecord:
     if isinstance(schema, bool) or not isinstance(schema, int) or not 1 <= schema <= SCHEMA_VERSION:
         raise RecordError(f"run state has schema {schema!r}; this trl-reporter reads 1 to {SCHEMA_VERSION}")
     v1 = schema == 1
-    f = _Fields(_v1_to_v2(data) if v1 else data)
+    f = _Fields(from_schema_1(data) if v1 else data)
     record = RunRecord(
         key=f.text("key"),
         run_name=f.text("run_name"),
@@ -283,38 +285,3 @@ def _resumption(f: _Fields) -> Resumption:
 
 def _signal_note(f: _Fields) -> SignalNote:
     return SignalNote(signal=f.opt_text("signal") or "?", at=f.moment("at"), step=f.opt_count("step") or 0)
-
-
-def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
-    """Schema 1 (trl-reporter 0.1): ``run_id`` was the key, and reasons and notes were sentences."""
-    new = dict(data)
-    new["key"] = data.get("run_id")
-    failure = data.get("failure")
-    if isinstance(failure, dict) and isinstance(failure.get("reason"), str):
-        text = failure["reason"]
-        signal = re.fullmatch(r"(?:terminated|interrupted) by (SIG[A-Z0-9]+)", text)
-        reason = FailureReason.SIGNAL if signal else _V1_FAILURES.get(text)
-        if failure.get("exc_type") and reason is None:
-            reason = FailureReason.EXCEPTION
-        new["failure"] = {
-            **failure,
-            "reason": (reason or FailureReason.OTHER).value,
-            "detail": None if reason else text,
-            "signal": signal.group(1) if signal else failure.get("signal"),
-        }
-    if data.get("stop_reason") is not None:
-        new["stop_reason"] = StopReason.EARLY.value
-    note = data.get("trackio_note")
-    if isinstance(note, str) and note.startswith("Trackio logging is off"):
-        new["trackio_off"] = TrackioOff.DISABLED.value
-    parameters = data.get("parameters")
-    if isinstance(parameters, list):  # (label, text) rows: kept as words, under the code "text"
-        new["parameters"] = [["text", row] if isinstance(row, list) else row for row in parameters]
-    for key in ("base_model", "dataset"):
-        link = data.get(key)
-        if isinstance(link, dict):
-            new[key] = {
-                **{k: v for k, v in link.items() if k != "note"},
-                "local_path": link.get("note") == "local path",
-            }
-    return new

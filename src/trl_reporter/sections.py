@@ -2,15 +2,19 @@
 
 A run's section and its rows of the experiment's evaluations table are made from the run's view
 data, the templates and the rendering code, and nothing else; the digest of all of these names a
-cache entry, kept in memory and in ``.trl-reporter/<experiment>/.sections/`` (local bookkeeping,
-never committed). An experiment of a thousand runs then re-renders only the runs that changed. A
-cache entry that cannot be read or written only costs the next render its time.
+cache entry, kept in memory and in this user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``,
+under ``trl-reporter/sections/``), one folder per experiment. An experiment of a thousand runs then
+re-renders only the runs that changed. The cache is never inside the report directory: what is
+there is committed, merged and pulled, and a cached section is emitted as it is, so it must never
+come from a stranger. A cache entry that cannot be read or written only costs the next render its
+time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,6 +22,13 @@ from typing import Any, Protocol
 from markupsafe import Markup
 
 from . import _fs
+
+
+def cache_dir_for(state_dir: Path, environ: Mapping[str, str] = os.environ) -> Path:
+    """This user's cache folder for the experiment whose state is in ``state_dir``."""
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    name = hashlib.sha256(str(state_dir.resolve()).encode("utf-8", "backslashreplace")).hexdigest()[:24]
+    return Path(base) / "trl-reporter" / "sections" / name
 
 
 class _Owner(Protocol):
@@ -75,16 +86,21 @@ class RunParts:
             data = json.loads((self._cache_dir / f"{digest}.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        if not (isinstance(data, list) and len(data) == 2 and all(isinstance(part, str) for part in data)):
+        if not (isinstance(data, list) and len(data) == 3 and all(isinstance(part, str) for part in data)):
             return None
-        return Markup(data[0]), Markup(data[1])
+        section, rows, check = data
+        if check != _check(digest, section, rows):
+            return None  # torn by a crash (cache writes skip fsync), or not written by us
+        return Markup(section), Markup(rows)
 
     def _write(self, digest: str, parts: tuple[Markup, Markup]) -> None:
         if self._cache_dir is None:
             return
+        section, rows = str(parts[0]), str(parts[1])
         try:
             self._cache_dir.mkdir(parents=True, exist_ok=True)
-            _fs.atomic_write(self._cache_dir / f"{digest}.json", json.dumps([str(parts[0]), str(parts[1])]))
+            entry = json.dumps([section, rows, _check(digest, section, rows)])
+            _fs.atomic_write(self._cache_dir / f"{digest}.json", entry, durable=False)
         except OSError:
             pass  # a cache that cannot be written only costs the next render its time
 
@@ -93,6 +109,7 @@ class RunParts:
         about its own size."""
         if self._cache_dir is None:
             return
+        _fs.clean_temp_files(self._cache_dir)
         try:
             entries = list(self._cache_dir.glob("*.json"))
         except OSError:
@@ -121,3 +138,7 @@ class PartView(Mapping[str, Markup]):
 
     def __len__(self) -> int:
         return sum(1 for _ in self._parts.run_keys())
+
+
+def _check(digest: str, section: str, rows: str) -> str:
+    return hashlib.sha256(f"{digest}\0{section}\0{rows}".encode("utf-8", "surrogatepass")).hexdigest()

@@ -36,7 +36,7 @@ from typing import Protocol
 
 import filelock
 
-from . import _fs, freshness
+from . import _fs, freshness, sections
 from ._fs import read_json
 from .errors import RecordError, StoreError
 from .naming import is_safe_key, slug
@@ -47,8 +47,7 @@ from .schema import load_evaluation, load_run
 logger = logging.getLogger(__name__)
 
 STATE_DIR = ".trl-reporter"
-SECTIONS = ".sections"
-_GITIGNORE = "*.lock\n.*.tmp\n.generation\n.rendered\n.sections/\n"
+_GITIGNORE = "*.lock\n.*.tmp\n.generation\n.rendered\n"
 # A render that finds the state changed under it renders again, this many times at most.
 _RENDER_ATTEMPTS = 3
 # Warn once per process about each bad file (the CLI loads an experiment more than once).
@@ -57,7 +56,7 @@ _warned: set[tuple[str, str]] = set()
 
 class RenderFn(Protocol):
     """Renders an experiment's markdown from its runs; may keep work it can reuse in
-    ``cache_dir``, a local folder of the experiment's state (never committed)."""
+    ``cache_dir``, a folder of this user's cache (never inside the report directory)."""
 
     def __call__(self, experiment: str, runs: list[RunRecord], *, cache_dir: Path | None = None) -> str: ...
 
@@ -274,17 +273,18 @@ class ExperimentStore:
                 for _ in range(_RENDER_ATTEMPTS):
                     before = freshness.state_stamp(self.state_dir)
                     self.render_locked(renderer)
-                    after = freshness.state_stamp(self.state_dir)
-                    if after == before:
+                    if freshness.state_stamp(self.state_dir) == before:
+                        # Only a render of a state that held still is marked: otherwise the
+                        # report stays "behind", and the next writer or command renders again.
+                        freshness.mark_rendered(self.state_dir, self.report_path, before)
                         break
-                freshness.mark_rendered(self.state_dir, self.report_path, after)
         except filelock.Timeout:
             return False
         return True
 
     def render_locked(self, renderer: RenderFn) -> None:
         """Re-render the markdown once; the caller holds :meth:`lock`."""
-        text = renderer(self.experiment, self.load_runs(), cache_dir=self.state_dir / SECTIONS)
+        text = renderer(self.experiment, self.load_runs(), cache_dir=sections.cache_dir_for(self.state_dir))
         _fs.atomic_write(self.report_path, text)
 
     def is_behind(self) -> bool:
@@ -304,7 +304,7 @@ class ExperimentStore:
 
     def clean_debris(self) -> int:
         """Remove temporary files left by writers that were killed mid-write."""
-        directories = [self.root, self.state_dir, self.runs_dir, self.evals_dir, self.state_dir / SECTIONS]
+        directories = [self.root, self.state_dir, self.runs_dir, self.evals_dir]
         directories += [d for d in self.evals_dir.glob("*") if d.is_dir()]
         return sum(_fs.clean_temp_files(d) for d in directories)
 

@@ -156,6 +156,7 @@ def _environment(template_dir: str | None) -> jinja2.Environment:
         loader=loader,
         undefined=jinja2.StrictUndefined,
         autoescape=True,  # with the finalize below: markdown escaping, not HTML escaping
+        auto_reload=False,  # templates are read once per process, as the section cache's digest assumes
         finalize=_escape,
         keep_trailing_newline=True,
     )

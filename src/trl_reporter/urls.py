@@ -30,12 +30,12 @@ def is_hub_id(name: str) -> bool:
 
 def hub_url(repo_id: str, kind: str = "model", environ: Mapping[str, str] = os.environ) -> str:
     """The Hub page of a model, dataset or Space."""
-    return f"{endpoint(environ)}/{_KIND_PREFIX[kind]}{quote(repo_id, safe='/')}"
+    return f"{endpoint(environ)}/{_KIND_PREFIX[kind]}{_quote(repo_id, '/')}"
 
 
 def job_url(owner: str, job_id: str, environ: Mapping[str, str] = os.environ) -> str:
     """The logs page of an HF Job (``huggingface_hub/_jobs_api.py``)."""
-    return f"{endpoint(environ)}/jobs/{quote(owner, safe='')}/{quote(job_id, safe='')}"
+    return f"{endpoint(environ)}/jobs/{_quote(owner)}/{_quote(job_id)}"
 
 
 def trackio_space_url(space_id: str) -> str:
@@ -46,5 +46,10 @@ def trackio_space_url(space_id: str) -> str:
 
 def trackio_url(base_url: str, project: str, runs: Iterable[str]) -> str:
     """The guide's dashboard URL: ``?project=P&runs=R1,R2&sidebar=hidden&navbar=hidden``."""
-    run_list = ",".join(quote(r, safe="") for r in runs)
-    return f"{base_url}?project={quote(project, safe='')}&runs={run_list}&sidebar=hidden&navbar=hidden"
+    run_list = ",".join(_quote(r) for r in runs)
+    return f"{base_url}?project={_quote(project)}&runs={run_list}&sidebar=hidden&navbar=hidden"
+
+
+def _quote(text: str, safe: str = "") -> str:
+    # Text that is not valid Unicode (a lone surrogate in a stranger's state file) still quotes.
+    return quote(text, safe=safe, errors="backslashreplace")

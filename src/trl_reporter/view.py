@@ -16,7 +16,7 @@ from typing import Any
 
 from . import liveness, urls
 from .markdown import safe_url
-from .records import Evaluation, Link, RunRecord, Source, Status, is_finite_number
+from .records import MAX_INT, Evaluation, Link, RunRecord, Source, Status, is_finite_number
 
 MAX_MESSAGE = 500
 _LOWER_IS_BETTER_RE = re.compile(r"loss|perplexity|ppl|error|\b(?:c|w|t)er\b|mse|mae|rmse|bits_per_byte|bpb", re.I)
@@ -82,19 +82,22 @@ _SHAPES: dict[str, Any] = {
 
 
 def _fits(value: Any, shape: Any) -> bool:
+    """Whether ``value`` has ``shape``: a dict of keys (``"name?"`` for optional ones), a list of
+    one shape, a tuple of alternatives, or a type; integers must fit 64 bits."""
     if isinstance(shape, dict):
         return (
             isinstance(value, dict)
-            and all(k.rstrip("?") in shape or f"{k}?" in shape for k in value)
+            and all(k in shape or f"{k}?" in shape for k in value)
             and all(
-                (k.endswith("?") and k[:-1] not in value) or _fits(value.get(k.rstrip("?")), s)
-                for k, s in shape.items()
+                _fits(value[k.rstrip("?")], s) if k.rstrip("?") in value else k.endswith("?") for k, s in shape.items()
             )
         )
     if isinstance(shape, list):
         return isinstance(value, list) and all(_fits(v, shape[0]) for v in value)
     if isinstance(shape, tuple) and any(isinstance(s, (list, dict)) for s in shape):
         return any(_fits(value, s) for s in shape)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        return False
     return isinstance(value, shape) and not (shape is int and isinstance(value, bool))
 
 
