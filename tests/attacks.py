@@ -5,6 +5,7 @@ wrong type, templates that try to run code. Shared by the test suite (a few hund
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -49,38 +50,7 @@ TEMPLATE_PAYLOADS = [
     "{{ groups.append(1) }}{{ groups }}",
     "{{ config }}",
 ]
-FIELDS = [
-    "key",
-    "run_name",
-    "experiment",
-    "started_at",
-    "status",
-    "ended_at",
-    "base_model",
-    "dataset",
-    "parameters",
-    "changed_arguments",
-    "host",
-    "host_id",
-    "pid",
-    "process_started",
-    "job_id",
-    "job_url",
-    "trackio",
-    "trackio_note",
-    "steps_done",
-    "steps_planned",
-    "final_loss",
-    "mean_loss",
-    "stop_reason",
-    "failure",
-    "evaluations",
-    "model_link",
-    "resumed",
-    "signals",
-    "heartbeat_at",
-    "schema",
-]
+FIELDS = [f.name for f in dataclasses.fields(RunRecord)] + ["schema"]
 
 
 def hostile_value(rng: random.Random, depth: int = 0) -> object:
@@ -158,7 +128,8 @@ def _quiet_cli(*args: str) -> int:
         return cli_main(list(args))
 
 
-def _good_store(root: Path) -> ExperimentStore:
+def store_with_a_good_run(root: Path) -> ExperimentStore:
+    """An experiment ``exp`` with one finished run ``good``."""
     store = ExperimentStore(root, "exp")
     store.save_run(
         RunRecord(
@@ -185,7 +156,7 @@ def path_attacks(base: Path) -> Tally:
     for i, run_id in enumerate(ESCAPING_IDS):
         sandbox = base / f"path-{i}"
         root = sandbox / "project" / "training_reports"
-        store = _good_store(root)
+        store = store_with_a_good_run(root)
         data = RunRecord(key="x", run_name="victim", experiment="exp", started_at=1_700_000_100.0).to_dict()
         data["key"] = run_id
         (store.runs_dir / "victim.json").write_text(json.dumps(data))
@@ -214,7 +185,7 @@ def type_attacks(base: Path, trials: int, seed: int = 0) -> Tally:
     rng = random.Random(seed)
     tally = Tally()
     root = base / "types" / "training_reports"
-    store = _good_store(root)
+    store = store_with_a_good_run(root)
     batch = 25  # attack files per round of commands
     for start in range(0, trials, batch):
         for path in list(store.runs_dir.glob("bad-*.json")) + list(store.evals_dir.glob("*/*.json")):
@@ -248,7 +219,7 @@ def template_attacks(base: Path) -> Tally:
     for i, payload in enumerate(TEMPLATE_PAYLOADS):
         sandbox = base / f"template-{i}"
         root = sandbox / "training_reports"
-        store = _good_store(root)
+        store = store_with_a_good_run(root)
         evil = sandbox / "evil.md.j2"
         evil.write_text(payload)
         meta = json.loads(store.meta_path.read_text())

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -134,3 +135,23 @@ def run_script(name: str, *args: str, cwd: Path, env: dict[str, str] | None = No
         text=True,
         timeout=timeout,
     )
+
+
+def sigkill_at_step_3(project: Path, model: Path, *, steps: int | None = None) -> None:
+    """Train in a real process (tests/scripts/signals.py) and SIGKILL it at step 3: nothing in
+    the process can see that ending."""
+    env = dict(os.environ, **({"STEPS": str(steps)} if steps else {}))
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPTS / "signals.py"), "default", str(model)],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("AT STEP 3"):
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.communicate(timeout=60)

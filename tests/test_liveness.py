@@ -4,12 +4,9 @@ Failure; a run on another host that stopped sending heartbeats is shown as stale
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
-from helpers import SCRIPTS, only_report, run_states, train
+from helpers import only_report, run_states, sigkill_at_step_3, train
 
 from trl_reporter import ReportCallback
 from trl_reporter.liveness import HEARTBEAT_EVERY, STALE_AFTER, vanished
@@ -18,21 +15,7 @@ from trl_reporter.template import renderer
 
 
 def test_sigkilled_run_becomes_failure_at_the_next_start(project: Path, tiny_model: Path) -> None:
-    env = dict(os.environ)
-    proc = subprocess.Popen(
-        [sys.executable, str(SCRIPTS / "signals.py"), "default", str(tiny_model)],
-        cwd=project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("AT STEP 3"):
-            proc.send_signal(signal.SIGKILL)
-            break
-    proc.communicate(timeout=60)
+    sigkill_at_step_3(project, tiny_model)
     [killed] = run_states(project)
     assert killed["status"] == "In Progress"  # nothing inside the process could see SIGKILL
 

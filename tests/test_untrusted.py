@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import SCRIPTS, only_report, run_states, run_titles, train
+from attacks import store_with_a_good_run
+from helpers import SCRIPTS, only_report, run_states, run_titles, sigkill_at_step_3, train
 from transformers import TrainerCallback
 
 from trl_reporter import ReportCallback
@@ -29,23 +30,6 @@ from trl_reporter.store import ExperimentStore
 TOKEN = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz01234567"
 SECRET_PART = "AbCdEfGhIjKlMnOpQrStUvWxYz01234567"
 EVIL_TEMPLATE = '{{ cycler.__init__.__globals__.os.system("touch PWNED") }}'
-
-
-def _store_with_a_run(root: Path, experiment: str = "exp", name: str = "good") -> ExperimentStore:
-    store = ExperimentStore(root, experiment)
-    store.save_run(
-        RunRecord(
-            key=name,
-            run_name=name,
-            experiment=experiment,
-            started_at=1_700_000_000.0,
-            status=Status.SUCCESS,
-            ended_at=1_700_000_060.0,
-            steps_done=4,
-            steps_planned=4,
-        )
-    )
-    return store
 
 
 def _write_run_file(store: ExperimentStore, stem: str, **fields: object) -> Path:
@@ -67,7 +51,7 @@ def test_a_run_id_that_climbs_out_is_skipped_and_add_eval_writes_nothing_outside
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     root = tmp_path / "project" / "training_reports"
-    store = _store_with_a_run(root)
+    store = store_with_a_good_run(root)
     planted = _write_run_file(store, "evil", key="../../../../escaped/evil", run_name="evil")
     outside_before = _files_under(tmp_path) - _files_under(root)
 
@@ -82,7 +66,7 @@ def test_a_run_id_that_climbs_out_is_skipped_and_add_eval_writes_nothing_outside
 
 
 def test_a_run_file_whose_run_id_differs_from_its_file_name_is_skipped(tmp_path: Path) -> None:
-    store = _store_with_a_run(tmp_path / "training_reports")
+    store = store_with_a_good_run(tmp_path / "training_reports")
     _write_run_file(store, "alias", key="good", run_name="impostor")
     assert [r.run_name for r in store.load_runs()] == ["good"]
 
@@ -125,7 +109,7 @@ def test_a_resumed_training_never_follows_a_planted_run_id(project: Path, tiny_m
 def test_a_template_named_in_experiment_json_is_never_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project = tmp_path / "project"
     root = project / "training_reports"
-    store = _store_with_a_run(root)
+    store = store_with_a_good_run(root)
     (project / "evil.md.j2").write_text(EVIL_TEMPLATE)
     meta = json.loads(store.meta_path.read_text())
     meta["template"] = "evil.md.j2"  # relative: it resolved against the working directory
@@ -143,7 +127,7 @@ def test_even_the_users_own_template_renders_in_a_sandbox(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], how: str
 ) -> None:
     root = tmp_path / "training_reports"
-    _store_with_a_run(root)
+    store_with_a_good_run(root)
     evil = tmp_path / "evil.md.j2"
     evil.write_text(EVIL_TEMPLATE)
     monkeypatch.chdir(tmp_path)
@@ -162,7 +146,7 @@ def test_even_the_users_own_template_renders_in_a_sandbox(
 
 def test_a_named_template_is_used_and_never_remembered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "training_reports"
-    store = _store_with_a_run(root)
+    store = store_with_a_good_run(root)
     mine = tmp_path / "mine.md.j2"
     mine.write_text("# my own report of {{ experiment }}\n")
 
@@ -310,7 +294,7 @@ def test_files_with_wrong_types_are_skipped_with_a_warning_naming_each(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = tmp_path / "training_reports"
-    store = _store_with_a_run(root)
+    store = store_with_a_good_run(root)
     for key, fields in BAD_FIELDS.items():
         if fields is None:
             (store.runs_dir / f"{key}.json").write_text("[1, 2, 3]")
@@ -348,7 +332,7 @@ def test_files_with_wrong_types_are_skipped_with_a_warning_naming_each(
 )
 def test_parameter_rows_of_any_shape_are_shown_never_fatal(tmp_path: Path, rows: list) -> None:
     root = tmp_path / "training_reports"
-    store = _store_with_a_run(root)
+    store = store_with_a_good_run(root)
     _write_run_file(store, "odd", parameters=rows)
 
     assert cli_main(["--report-dir", str(root), "render"]) == 0
@@ -393,7 +377,7 @@ def test_every_command_brings_a_report_that_is_behind_up_to_date(tmp_path: Path,
     from trl_reporter.template import renderer
 
     root = tmp_path / "training_reports"
-    store = _store_with_a_run(root)
+    store = store_with_a_good_run(root)
     assert store.render(renderer(), timeout=5)
     late = RunRecord(key="late", run_name="late", experiment="exp", started_at=1_700_000_200.0)
     store.save_run(late)
@@ -412,7 +396,7 @@ def test_a_writer_that_holds_the_lock_renders_what_was_saved_meanwhile(tmp_path:
     from trl_reporter.template import renderer
 
     root = tmp_path / "training_reports"
-    store = _store_with_a_run(root)
+    store = store_with_a_good_run(root)
     render = renderer()
     other = RunRecord(key="other", run_name="other", experiment="exp", started_at=1_700_000_200.0)
     started = threading.Event()
@@ -551,21 +535,7 @@ def test_a_nan_loss_and_an_infinite_grad_norm_are_shown_as_themselves(project: P
 
 
 def test_a_vanished_run_is_dated_by_its_last_sign_of_life(project: Path, tiny_model: Path) -> None:
-    env = dict(os.environ, STEPS="400")
-    proc = subprocess.Popen(
-        [sys.executable, str(SCRIPTS / "signals.py"), "default", str(tiny_model)],
-        cwd=project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("AT STEP 3"):
-            proc.send_signal(signal.SIGKILL)
-            break
-    proc.communicate(timeout=60)
+    sigkill_at_step_3(project, tiny_model, steps=400)
     time.sleep(3)
     assert cli_main(["reconcile"]) == 0
 
@@ -619,7 +589,7 @@ def test_a_run_from_another_boot_with_the_same_host_name_is_left_to_the_heartbea
 )
 def test_hostile_results_files_exit_2(tmp_path: Path, content: str, capsys: pytest.CaptureFixture[str]) -> None:
     root = tmp_path / "training_reports"
-    _store_with_a_run(root)
+    store_with_a_good_run(root)
     results = tmp_path / "results.json"
     results.write_text(content)
     before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
@@ -632,7 +602,7 @@ def test_hostile_results_files_exit_2(tmp_path: Path, content: str, capsys: pyte
 
 def test_evaluation_scores_that_overflow_are_not_saved(tmp_path: Path) -> None:
     root = tmp_path / "training_reports"
-    _store_with_a_run(root)
+    store_with_a_good_run(root)
     assert (
         cli_main(["--report-dir", str(root), "add-eval", "exp", "good", "--benchmark", "b", "--score", "9" * 400]) == 2
     )
