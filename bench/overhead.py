@@ -38,17 +38,18 @@ class WriteCounter:
     """Counts atomic writes by kind, and which of them fell inside the step loop."""
 
     def __init__(self) -> None:
-        self.total: dict[str, int] = {"report": 0, "state": 0}
+        self.total: dict[str, int] = {"report": 0, "state": 0, "cache": 0}
         self.during_steps = 0
         self.in_steps = False
         self._real = fs.atomic_write
 
     def __enter__(self) -> WriteCounter:
-        def counting(path: Path, data: str) -> None:
-            self.total["report" if path.suffix == ".md" else "state"] += 1
+        def counting(path: Path, data: str, *, durable: bool = True) -> None:
+            kind = "report" if path.suffix == ".md" else "state" if durable else "cache"
+            self.total[kind] += 1
             if self.in_steps:
                 self.during_steps += 1
-            self._real(path, data)
+            self._real(path, data, durable=durable)
 
         fs.atomic_write = counting
         return self
@@ -166,7 +167,8 @@ def main() -> None:
         one_run(model_dir, work / "count", options.steps, reporter=True, trackio=False, extra=[StepWindow(counter)])
     print(
         f"  writes in one {options.steps}-step run without evaluations: {counter.total['report']} report renders, "
-        f"{counter.total['state']} state files; {counter.during_steps} during the step loop "
+        f"{counter.total['state']} state files, {counter.total['cache']} cached run sections (no fsync); "
+        f"{counter.during_steps} during the step loop "
         f"({counter.during_steps / options.steps:.4f} per step)"
     )
 

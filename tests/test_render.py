@@ -134,6 +134,7 @@ def test_code_span_cannot_close_early() -> None:
     assert md.code("a`b") == "``a`b``"
     assert md.code("`x`") == "`` `x` ``"
     assert md.code("a|b", in_table=True) == "`a\\|b`"
+    assert md.code(" \xa0 ") == "`  \xa0  `"  # a no-break space is not a space to CommonMark
 
 
 def test_code_block_fence_is_longer_than_any_backtick_run() -> None:

@@ -63,7 +63,8 @@ def code(text: object, *, in_table: bool = False) -> str:
         text = text.replace("|", "\\|")
     runs = [len(m) for m in _BACKTICKS_RE.findall(text)]
     fence = "`" * (max(runs, default=0) + 1)
-    if text.startswith("`") or text.endswith("`") or (text.startswith(" ") and text.endswith(" ") and text.strip()):
+    # CommonMark strips one space from each end of a span unless it is all (ASCII) spaces.
+    if text.startswith("`") or text.endswith("`") or (text.startswith(" ") and text.endswith(" ") and text.strip(" ")):
         text = f" {text} "
     if not text:
         text = " "

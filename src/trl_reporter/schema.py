@@ -76,32 +76,32 @@ class _Fields:
     def bad(self, key: str, expected: str) -> RecordError:
         return RecordError(f"{self.where}{key} is not {expected}: {repr(self.data.get(key))[:80]}")
 
-    def _get(self, key: str, optional: bool) -> Any:
-        value = self.data.get(key)
-        if value is None and not optional:
-            raise RecordError(f"{self.where}{key} is missing")
-        return value
-
     def text(self, key: str) -> str:
         value = self.opt_text(key)
         if value is None:
             raise RecordError(f"{self.where}{key} is missing")
         return value
 
+    # These run for every field of every saved file: exact type checks first, the rest only for
+    # what passes them.
     def opt_text(self, key: str) -> str | None:
-        value = self._get(key, True)
-        if value is not None and (not isinstance(value, str) or len(value) > MAX_TEXT or not _valid_unicode(value)):
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if type(value) is not str or len(value) > MAX_TEXT or not _valid_unicode(value):
             raise self.bad(key, "a string of valid Unicode")
         return value
 
     def opt_count(self, key: str) -> int | None:
-        value = self._get(key, True)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT):
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if type(value) is not int or not 0 <= value <= MAX_INT:
             raise self.bad(key, "a whole number from 0")
         return value
 
     def opt_real(self, key: str) -> float | None:
-        value = self._get(key, True)
+        value = self.data.get(key)
         if value is None:
             return None
         number = read_real(value)
@@ -116,15 +116,15 @@ class _Fields:
         return value
 
     def opt_moment(self, key: str) -> float | None:
-        value = self._get(key, True)
+        value = self.data.get(key)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_TIMESTAMP:
+        if type(value) not in (int, float) or not 0 <= value <= MAX_TIMESTAMP:
             raise self.bad(key, "a time (seconds since 1970, before the year 10000)")
         return float(value)
 
     def flag(self, key: str) -> bool | None:
-        value = self._get(key, True)
+        value = self.data.get(key)
         if value is not None and not isinstance(value, bool):
             raise self.bad(key, "true or false")
         return value

@@ -46,7 +46,7 @@ class RunParts:
 
     def __init__(self, renderer: _Owner, runs: dict[str, dict[str, Any]], cache_dir: Path | None) -> None:
         self._renderer = renderer
-        self._runs = runs
+        self.runs = runs
         self._cache_dir = cache_dir
         self._used: set[str] = set()
         self._done: dict[str, tuple[Markup, Markup]] = {}
@@ -55,11 +55,11 @@ class RunParts:
         return PartView(self, index)
 
     def run_keys(self) -> Iterator[str]:
-        return iter(self._runs)
+        return iter(self.runs)
 
     def get(self, key: str) -> tuple[Markup, Markup]:
         if key not in self._done:
-            self._done[key] = self._produce(self._runs[key])
+            self._done[key] = self._produce(self.runs[key])
         return self._done[key]
 
     def _produce(self, run: dict[str, Any]) -> tuple[Markup, Markup]:
@@ -74,7 +74,7 @@ class RunParts:
             module = self._renderer._run_module()
             found = (Markup(module.section(run)), Markup(module.evaluation_rows(run)))
             self._write(digest, found)
-        if len(memory) > 4 * len(self._runs) + 64:
+        if len(memory) > 4 * len(self.runs) + 64:
             memory.clear()
         memory[digest] = found
         return found
@@ -114,7 +114,7 @@ class RunParts:
             entries = list(self._cache_dir.glob("*.json"))
         except OSError:
             return
-        if len(entries) > 2 * len(self._runs) + 64:
+        if len(entries) > 2 * len(self.runs) + 64:
             for entry in entries:
                 if entry.stem not in self._used:
                     try:
@@ -131,7 +131,14 @@ class PartView(Mapping[str, Markup]):
         self._index = index
 
     def __getitem__(self, key: str) -> Markup:
-        return self._parts.get(key)[self._index]
+        if key not in self._parts.runs:
+            raise KeyError(key)
+        try:
+            return self._parts.get(key)[self._index]
+        except (TypeError, LookupError) as exc:
+            # jinja reads a TypeError or LookupError from a subscript as "no such item" and tries
+            # an attribute instead, hiding the real error: name it.
+            raise RuntimeError(f"rendering run {key!r} failed: {exc!r}") from exc
 
     def __iter__(self) -> Iterator[str]:
         return self._parts.run_keys()
