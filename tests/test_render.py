@@ -223,3 +223,16 @@ def test_state_written_by_trl_reporter_0_1_reads_and_renders_as_it_did(tmp_path:
         in text
     )
     assert "Resumed from a checkpoint at step 2 on 2025-11-27 13:26:45 (it was `Completed`)." in text
+
+
+def test_an_error_inside_a_run_is_named_not_hidden_as_a_missing_attribute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trl_reporter._fs as fs
+
+    def broken_write(path: Path, data: str) -> None:  # an old signature: no durable=
+        raise AssertionError("not reached")
+
+    monkeypatch.setattr(fs, "atomic_write", broken_write)
+    with pytest.raises(RuntimeError, match="rendering run 'run-1764250000' failed"):
+        renderer()("qwen-capybara-sft", golden_runs(), cache_dir=tmp_path)
