@@ -44,7 +44,7 @@ def test_zero_config_instance_writes_every_section_in_the_guides_order(default_r
     report = default_report
     headings = section_order(report)
     assert headings[0] == "tiny"  # experiment named after output_dir's basename
-    assert headings[1] == "Base Model & Dataset"
+    assert headings[1] == "Base Model & Dataset: tiny-model on an unnamed dataset"
     assert headings[3:8] == RUN_SECTIONS
     assert headings[-1] == "Experiment Evaluations"
     [(name, _, status)] = run_titles(report)
@@ -119,7 +119,8 @@ def test_hub_ids_become_links_and_a_cache_guess_is_marked(project: Path, tiny_mo
 
     report = only_report(project)
     assert report_files(project)[0].name == "Tiny-Llama-sft.md"  # <model name>-<trainer kind>
-    assert "[Base Model](https://huggingface.co/acme/Tiny-Llama)\n" in report
+    assert "## Base Model & Dataset: Tiny-Llama on trl-lib/capybara\n" in report
+    assert "[Base Model](https://huggingface.co/acme/Tiny-Llama)<br>\n" in report
     assert "[Dataset](https://huggingface.co/datasets/trl-lib/capybara) (guessed from the datasets cache" in report
 
 
@@ -129,8 +130,8 @@ def test_explicit_dataset_and_hf_endpoint_win(project: Path, tiny_model: Path, m
 
     report = only_report(project)
     assert (
-        "[Base Model](https://hub.example.org/Qwen/Qwen2.5-0.5B)\n[Dataset](https://hub.example.org/datasets/trl-lib/Capybara)\n"
-        in report
+        "[Base Model](https://hub.example.org/Qwen/Qwen2.5-0.5B)<br>\n"
+        "[Dataset](https://hub.example.org/datasets/trl-lib/Capybara)\n" in report
     )
     assert "guessed" not in report
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,12 @@ from pathlib import Path
 import pytest
 from helpers import REPO, run_titles, train
 
-from trl_reporter import ReportCallback
+from trl_reporter import ReportCallback, StoreError
+from trl_reporter.catalog import claim_run
+from trl_reporter.cli import main as cli_main
+from trl_reporter.records import Evaluation, RunRecord, Source, Status
+from trl_reporter.store import ExperimentStore
+from trl_reporter.template import score
 
 DATA = Path(__file__).parent / "data"
 TRL_REPORT = Path(sys.executable).parent / "trl-report"
@@ -84,7 +90,8 @@ def test_the_user_story_import_lm_eval_add_lighteval_show_both(proj: Path) -> No
     assert "| arc\\_easy/acc\\_norm (0-shot) | 0.5926 |" in run_a
     assert "| gsm8k/exact\\_match (strict-match, 5-shot) | 0.3374 |" in run_a
     assert (
-        "| gsm8k/extractive\\_match (5-shot) | 0.3412 | [Run Logs](https://huggingface.co/jobs/acme/eval123) |" in run_b
+        "| gsm8k/extractive\\_match (5-shot) | 0.3412 | [Evaluation Job Link](https://huggingface.co/jobs/acme/eval123) |"
+        in run_b
     )
     experiment_table = report.split("## Experiment Evaluations")[1]
     assert "| `run-a` - `" in experiment_table and "| arc\\_easy/acc (0-shot) | 0.6561 |" in experiment_table
@@ -107,7 +114,7 @@ def test_the_user_story_import_lm_eval_add_lighteval_show_both(proj: Path) -> No
     table = cli("show", "cli-exp", cwd=proj)
     assert table.returncode == 0
     lines = table.stdout.splitlines()
-    assert lines[1].split()[:2] == ["RUN", "STATUS"]
+    assert lines[1].split()[:3] == ["RUN", "KEY", "STATUS"]
     assert any(line.startswith("run-a ") and "Success" in line and "6/6" in line for line in lines)
 
 
@@ -132,8 +139,13 @@ def test_best_score_of_each_benchmark_is_marked(proj: Path) -> None:
             == 0
         )
     report = (proj / "training_reports" / "cli-exp.md").read_text()
-    assert "| mmlu | **0.52** (best) |" in report and "| mmlu | 0.41 |" in report
-    assert "| wikitext/word\\_perplexity | **12.5** (best) |" in report  # lower is better for perplexity
+    assert "| mmlu | 0.5200 |" in report and "| mmlu | 0.4100 |" in report  # no direction known: no best
+    assert "| wikitext/word\\_perplexity | **12.50** (best, lower is better) |" in report  # lower for perplexity
+    assert "| wikitext/word\\_perplexity | 14.00 |" in report
+    for run, value in (("run-a", "0.7"), ("run-b", "0.6")):
+        assert cli("add-eval", "cli-exp", run, "--benchmark", "mmlu/acc", "--score", value, cwd=proj).returncode == 0
+    report = (proj / "training_reports" / "cli-exp.md").read_text()
+    assert "| mmlu/acc | **0.7000** (best, higher is better) |" in report and "| mmlu/acc | 0.6000 |" in report
 
 
 def test_list_counts_runs_by_status(proj: Path) -> None:
@@ -250,7 +262,7 @@ def test_score_added_inside_an_hf_job_links_that_job(proj: Path) -> None:
         cli("add-eval", "cli-exp", "run-a", "--benchmark", "mmlu", "--score", "0.5", cwd=proj, env=env).returncode == 0
     )
     report = (proj / "training_reports" / "cli-exp.md").read_text()
-    assert "| mmlu | 0.5 | [Run Logs](https://huggingface.co/jobs/acme/evaljob42) |" in report
+    assert "| mmlu | 0.5000 | [Evaluation Job Link](https://huggingface.co/jobs/acme/evaljob42) |" in report
 
 
 def test_python_api_adds_an_evaluation(proj: Path) -> None:
@@ -266,8 +278,8 @@ def test_python_api_adds_an_evaluation(proj: Path) -> None:
     )
     assert ev.score == 0.61
     report = (proj / "training_reports" / "cli-exp.md").read_text()
-    assert "| hellaswag/acc | 0.61 | [Evaluation Job Link]" not in report  # no job link was given
-    assert "| hellaswag/acc | 0.61 |   | [Model Link](https://huggingface.co/acme/m) |" in report
+    assert "| hellaswag/acc | 0.6100 | [Evaluation Job Link]" not in report  # no job link was given
+    assert "| hellaswag/acc | 0.6100 | — | [Model Link](https://huggingface.co/acme/m) |" in report
 
 
 def test_add_eval_while_a_training_run_writes_loses_nothing(proj: Path, tiny_model: Path) -> None:
@@ -331,3 +343,176 @@ def test_show_flags_a_quiet_run_of_another_host_as_stale(proj: Path) -> None:
     assert {r["run"]: r["stale"] for r in rows} == {"run-a": False, "run-b": True}
     assert cli("render", "cli-exp", cwd=proj).returncode == 0
     assert "**Stale**" in (proj / "training_reports" / "cli-exp.md").read_text()
+
+
+# -- which run a name reaches: the key first, a shared name never --------------------------------
+
+
+def _experiment(root: Path, *runs: tuple[str, str | None]) -> ExperimentStore:
+    """An experiment ``exp`` with finished runs of these (run name, key) pairs, oldest first; a key
+    of None is claimed as a starting run claims it (``<slug>``, ``<slug>-2``, ...)."""
+    store = ExperimentStore(root, "exp")
+    for i, (name, key) in enumerate(runs):
+        if key is None:
+            key, _, _ = claim_run(store, name, resuming=False, generated=False)
+        at = 1_700_000_000.0 + 600 * i
+        record = RunRecord(key=key, run_name=name, experiment="exp", started_at=at, steps_done=4, steps_planned=4)
+        record.finish(Status.SUCCESS, at=at + 60)
+        store.save_run(record)
+    return store
+
+
+def _scores_by_key(store: ExperimentStore) -> dict[str, list[tuple[str, float | str]]]:
+    return {r.key: [(e.benchmark, e.score) for e in r.evaluations] for r in store.load_runs()}
+
+
+def test_add_eval_reaches_the_run_whose_key_it_names_before_a_shared_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "training_reports"
+    store = _experiment(root, ("tiny-lr-0.001", None), ("tiny-lr-0.001", None))
+    assert [r.key for r in store.load_runs()] == ["tiny-lr-0.001", "tiny-lr-0.001-2"]
+
+    for run, value in (("tiny-lr-0.001", "0.41"), ("tiny-lr-0.001-2", "0.52")):
+        assert (
+            cli_main(["--report-dir", str(root), "add-eval", "exp", run, "--benchmark", "mmlu", "--score", value]) == 0
+        )
+    assert capsys.readouterr().out.splitlines() == [f"tiny-lr-0.001\tmmlu\t{score(v)}" for v in (0.41, 0.52)]
+    assert _scores_by_key(store) == {"tiny-lr-0.001": [("mmlu", 0.41)], "tiny-lr-0.001-2": [("mmlu", 0.52)]}
+
+
+@pytest.mark.parametrize(
+    "keys", [("my-run", "my-run-2"), (None, None)], ids=["keys-unlike-the-name", "keys-claimed-from-the-name"]
+)
+def test_a_name_shared_by_runs_is_refused_listing_their_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], keys: tuple[str | None, str | None]
+) -> None:
+    root = tmp_path / "training_reports"
+    store = _experiment(root, ("My Run", keys[0]), ("My Run", keys[1]))
+    first, second = (r.key for r in store.load_runs())
+    assert first != "My Run" and second != "My Run"
+    before = snapshot(root)
+
+    code = cli_main(["--report-dir", str(root), "add-eval", "exp", "My Run", "--benchmark", "mmlu", "--score", "0.5"])
+
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert f"run name 'My Run' is shared by 2 runs of experiment 'exp'; name one by its key: {first}, {second}" in (
+        captured.err
+    )
+    assert snapshot(root) == before
+    # Named by its key, each run is reachable.
+    assert (
+        cli_main(["--report-dir", str(root), "add-eval", "exp", second, "--benchmark", "mmlu", "--score", "0.5"]) == 0
+    )
+    assert _scores_by_key(store) == {first: [], second: [("mmlu", 0.5)]}
+
+
+def test_a_shared_name_is_refused_even_past_a_deleted_run_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "training_reports"
+    store = _experiment(root, ("x y", None), ("x y", None), ("x y", None))
+    first, second, third = (r.key for r in store.load_runs())
+    store.run_path(second).unlink()  # a run removed by hand: the keys of its name now have a gap
+    args = ["--report-dir", str(root), "add-eval", "exp", "x y", "--benchmark", "b", "--score", "1"]
+    assert cli_main(args) == 2
+    assert f"name one by its key: {first}, {third}" in capsys.readouterr().err
+    assert _scores_by_key(store) == {first: [], third: []}
+
+
+def test_a_name_held_by_one_run_reaches_it_whatever_its_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "training_reports"
+    store = _experiment(root, ("My Run", "my-run"), ("other", "other"), ("Renamed", "other-2"))
+    for name in ("My Run", "Renamed"):
+        assert cli_main(["--report-dir", str(root), "add-eval", "exp", name, "--benchmark", "b", "--score", "1"]) == 0
+    assert _scores_by_key(store) == {"my-run": [("b", 1)], "other": [], "other-2": [("b", 1)]}
+
+    assert cli_main(["--report-dir", str(root), "add-eval", "exp", "nope", "--benchmark", "b", "--score", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "experiment 'exp' has no run 'nope'; its runs: My Run (key my-run), Renamed (key other-2), other" in err
+
+
+def test_an_unknown_run_lists_twenty_runs_and_counts_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "training_reports"
+    _experiment(root, *((f"run-{i:02d}", None) for i in range(25)))
+    assert cli_main(["--report-dir", str(root), "add-eval", "exp", "nope", "--benchmark", "b", "--score", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "its runs: run-00, run-01," in err and "run-19, and 5 more" in err and "run-20" not in err
+
+
+def test_python_api_reaches_a_key_first_and_refuses_a_shared_name(tmp_path: Path) -> None:
+    from trl_reporter import add_evaluation
+
+    root = tmp_path / "training_reports"
+    store = _experiment(root, ("tiny", None), ("tiny", None), ("My Run", "my-run"), ("My Run", "my-run-2"))
+    add_evaluation("exp", "tiny", "mmlu", 0.4, report_dir=root)
+    add_evaluation("exp", "tiny-2", "mmlu", 0.6, report_dir=root)
+    before = snapshot(root)
+    with pytest.raises(StoreError, match=r"'My Run' is shared by 2 runs .*: my-run, my-run-2$"):
+        add_evaluation("exp", "My Run", "mmlu", 0.5, report_dir=root)
+    assert snapshot(root) == before
+    assert _scores_by_key(store) == {"tiny": [("mmlu", 0.4)], "tiny-2": [("mmlu", 0.6)], "my-run": [], "my-run-2": []}
+
+
+def test_show_and_json_name_each_run_by_its_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "training_reports"
+    _experiment(root, ("tiny", None), ("tiny", None), ("evil\x1b[2J\x07", "evil"))
+    assert cli_main(["--report-dir", str(root), "show", "exp"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[:3] == ["RUN", "KEY", "STATUS"]
+    assert [line.split()[:3] for line in lines[2:]] == [
+        ["tiny", "tiny", "Success"],
+        ["tiny", "tiny-2", "Success"],
+        ["evil?[2J?", "evil", "Success"],  # no escape sequence reaches the terminal
+    ]
+
+    assert cli_main(["--report-dir", str(root), "show", "exp", "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert [(r["run"], r["key"]) for r in runs] == [("tiny", "tiny"), ("tiny", "tiny-2"), ("evil\x1b[2J\x07", "evil")]
+
+
+def test_json_shows_a_benchmark_added_again_once_and_keeps_every_score_in_its_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "training_reports"
+    store = _experiment(root, ("run", "run"))
+    store.add_evaluations(
+        "run",
+        [
+            Evaluation("mmlu", 0.41, source=Source.API, higher_is_better=True),
+            Evaluation("gsm8k", 0.2, source=Source.LM_EVAL),
+        ],
+    )
+    args = ["--report-dir", str(root), "add-eval", "exp", "run", "--benchmark", "mmlu", "--score", "0.52"]
+    link = "https://huggingface.co/acme/m"
+    assert cli_main([*args, "--job-link", "https://huggingface.co/jobs/acme/1", "--model-link", link]) == 0
+    capsys.readouterr()
+
+    assert cli_main(["--report-dir", str(root), "show", "exp", "--json"]) == 0
+    [run] = json.loads(capsys.readouterr().out)["runs"]
+    assert run["evaluations"] == [
+        {
+            "benchmark": "mmlu",
+            "score": 0.52,
+            "source": "cli",
+            "job_link": "https://huggingface.co/jobs/acme/1",
+            "model_link": link,
+        },
+        {"benchmark": "gsm8k", "score": 0.2, "source": "lm-evaluation-harness", "job_link": None, "model_link": link},
+    ]
+    history = run["evaluation_history"]
+    assert [(e["benchmark"], e["score"], e["source"]) for e in history] == [
+        ("mmlu", 0.41, "api"),
+        ("gsm8k", 0.2, "lm-evaluation-harness"),
+        ("mmlu", 0.52, "cli"),
+    ]
+    assert [e["model_link"] for e in history] == [None, None, link]  # as each was saved
+    assert [e["higher_is_better"] for e in history] == [True, None, None]
+    assert all(e["step"] is None for e in history)
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", e["added_at"]) for e in history)
+
+    assert cli_main(["--report-dir", str(root), "show", "exp"]) == 0
+    assert capsys.readouterr().out.splitlines()[2].endswith(f"mmlu={score(0.52)}, gsm8k={score(0.2)}")

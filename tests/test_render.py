@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from trl_reporter import markdown as md
-from trl_reporter.records import Evaluation, Failure, FailureReason, Link, RunRecord, Status, TrackioInfo
+from trl_reporter.chartfiles import Charts
+from trl_reporter.records import Evaluation, Failure, FailureReason, Link, RunRecord, Source, Status, TrackioInfo
 from trl_reporter.template import duration, renderer, score
 
 GOLDEN = Path(__file__).parent / "golden" / "report.md"
@@ -43,9 +44,22 @@ def golden_runs() -> list[RunRecord]:
         evaluations=[
             Evaluation(
                 "eval_loss", 1.12134, job_link="https://huggingface.co/jobs/acme/6928a8f1c0ffee0012345678", step=1233
-            )
+            ),
+            Evaluation("eval_entropy", 2.5, step=1233),  # no better direction: never "best"
+            # Added twice: the second replaces the first in the report.
+            Evaluation("mmlu/acc", 0.48, job_link="https://huggingface.co/jobs/acme/eval-1", source=Source.CLI),
+            Evaluation(
+                "mmlu/acc",
+                0.512,
+                job_link="https://huggingface.co/jobs/acme/eval-2",
+                model_link="https://huggingface.co/acme/qwen-capybara-sft-v2",
+                source=Source.CLI,
+            ),
         ],
         model_link="https://huggingface.co/acme/qwen-capybara-sft",
+        curves=["loss", "eval_loss"],
+        trend=[2.9, 2.1, 1.6, 1.3, 1.2, 1.1, 1.0843],
+        best_eval_loss=1.118,
     )
     success.status = Status.SUCCESS
     failure = RunRecord(
@@ -55,9 +69,10 @@ def golden_runs() -> list[RunRecord]:
         started_at=T0 + 3600,
         base_model=qwen,
         dataset=capybara,
-        parameters=[("learning_rate", 5e-05)],
+        parameters=[("learning_rate", 5e-05), ("optimizer", "adamw_torch_fused"), ("Odd | value", "a|b")],
         host="gpu-box-1",
         pid=4343,
+        evaluations=[Evaluation("mmlu/acc", 0.39, source=Source.API)],
         trackio=TrackioInfo(
             project="qwen-capybara-sft", run="run-1764253600", base_url="https://acme-trackio.hf.space/", local=False
         ),
@@ -91,8 +106,13 @@ def golden_runs() -> list[RunRecord]:
     return [success, failure, in_progress]
 
 
+GOLDEN_CHARTS = Charts(
+    runs={"run-1764250000": "qwen-capybara-sft/runs/run-1764250000.svg"}, overlay="qwen-capybara-sft/loss.svg"
+)
+
+
 def test_rendered_report_matches_the_golden_file() -> None:
-    text = renderer()("qwen-capybara-sft", golden_runs())
+    text = renderer()("qwen-capybara-sft", golden_runs(), charts=GOLDEN_CHARTS)
     if os.environ.get("UPDATE_GOLDEN"):
         GOLDEN.write_text(text, encoding="utf-8")
     assert text == GOLDEN.read_text(encoding="utf-8")
@@ -182,7 +202,7 @@ def test_cached_run_sections_give_the_same_bytes_and_follow_changes(tmp_path: Pa
 
     runs[0].final_loss = 0.5
     changed = renderer()("qwen-capybara-sft", runs, cache_dir=cache)
-    assert "Final training loss 0.5." in changed and changed == renderer()("qwen-capybara-sft", runs)
+    assert "Final training loss 0.5000." in changed and changed == renderer()("qwen-capybara-sft", runs)
 
 
 def test_state_written_by_trl_reporter_0_1_reads_and_renders_as_it_did(tmp_path: Path) -> None:

@@ -114,12 +114,12 @@ def clean_temp_files(directory: Path, *, now: float | None = None) -> int:
 MAX_STATE_BYTES = 32 * 1024 * 1024
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
+def read_json(path: Path, *, limit: int = MAX_STATE_BYTES) -> dict[str, Any] | None:
     """A JSON object from ``path``; ``None`` for anything else (missing, not JSON, not an object,
-    nested too deeply to parse, larger than :data:`MAX_STATE_BYTES`)."""
+    nested too deeply to parse, larger than ``limit`` bytes)."""
     try:
         with open(path, encoding="utf-8") as fh:
-            if os.fstat(fh.fileno()).st_size > MAX_STATE_BYTES:
+            if os.fstat(fh.fileno()).st_size > limit:
                 return None
             data = json.load(fh)
     except (OSError, ValueError, RecursionError):

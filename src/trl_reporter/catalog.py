@@ -1,8 +1,9 @@
 """Finding things by name: the experiments under a report directory, a run of an experiment, and
 the state file a starting run claims.
 
-Names come from people (a CLI argument, ``run_name``); keys are file-name stems. A run can be
-named by its name or its key; an experiment by its name or its report file's name.
+Names come from people (a CLI argument, ``run_name``); keys are file-name stems, unique within an
+experiment. A run is named by its key, else by its name when no other run shares it; an experiment
+by its name or its report file's name.
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ from pathlib import Path
 
 from ._fs import read_json
 from .errors import StoreError
-from .naming import slug
+from .naming import is_safe_key, slug
 from .records import RunRecord
-from .store import STATE_DIR, ExperimentStore, warn_skip
+from .runfiles import warn_skip
+from .store import STATE_DIR, ExperimentStore
 
 logger = logging.getLogger(__name__)
+
+# At most this many runs are listed when a name matches none; the rest are counted.
+_LISTED = 20
 
 
 def experiments(root: Path) -> list[ExperimentStore]:
@@ -59,16 +64,53 @@ def runs_named(store: ExperimentStore, name: str) -> list[RunRecord]:
 
 
 def find_run(store: ExperimentStore, name: str) -> RunRecord:
-    """The run called ``name`` (or whose key is ``name``); the latest if the name was reused."""
-    named = runs_named(store, name)
-    if named:
-        return named[-1]
-    runs = store.load_runs()
-    matches = [r for r in runs if r.run_name == name] or [r for r in runs if r.key == name]
-    if not matches:
-        known = ", ".join(sorted({r.run_name for r in runs})) or "none"
-        raise StoreError(f"experiment {store.experiment!r} has no run {name!r}; its runs: {known}")
-    return matches[-1]
+    """The run whose key is ``name``, else the one run called ``name``.
+
+    A key names one file, so it is looked up first, in one read. Otherwise every run called
+    ``name`` is found, wherever its file is (see :func:`_runs_called`), and a name that several
+    runs share is refused: picking one would add a score to a run nobody chose. Raises
+    :class:`StoreError` listing the keys to choose from, or the runs that exist.
+    """
+    if is_safe_key(name) and store.run_path(name).exists():
+        record = store.load_run(name)
+        if record is not None:
+            return record
+    called = _runs_called(store, name)
+    if len(called) == 1:
+        return called[0]
+    if called:
+        keys = ", ".join(r.key for r in called)
+        raise StoreError(
+            f"run name {name!r} is shared by {len(called)} runs of experiment {store.experiment!r}; "
+            f"name one by its key: {keys}"
+        )
+    runs = sorted(store.load_runs(), key=lambda r: r.run_name)
+    listed = [r.run_name if r.key == r.run_name else f"{r.run_name} (key {r.key})" for r in runs[:_LISTED]]
+    more = f", and {len(runs) - _LISTED} more" if len(runs) > _LISTED else ""
+    known = ", ".join(listed) + more or "none"
+    raise StoreError(f"experiment {store.experiment!r} has no run {name!r}; its runs: {known}")
+
+
+def _runs_called(store: ExperimentStore, name: str) -> list[RunRecord]:
+    """Every saved run called ``name``, oldest first.
+
+    Runs trl-reporter starts are saved at ``<slug>``, ``<slug>-2``, ... (what :func:`runs_named`
+    probes), but a run file can sit elsewhere: a gap left by a deleted file, a key from an older
+    trl-reporter (``<slug>-<pid>``), a run renamed by hand or by a merge. So each run file's name
+    is read as it is, and only the runs it names are loaded and checked: cheaper than
+    :meth:`ExperimentStore.load_runs`, which checks every field and reads every evaluation.
+    """
+    try:
+        paths = sorted(store.runs_dir.glob("*.json"))
+    except OSError:
+        return []
+    found = []
+    for path in paths:
+        if is_safe_key(path.stem) and (read_json(path) or {}).get("run_name") == name:
+            record = store.load_run(path.stem)
+            if record is not None and record.run_name == name:
+                found.append(record)
+    return sorted(found, key=lambda r: (r.started_at, r.key))
 
 
 def claim_run(

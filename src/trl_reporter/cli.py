@@ -7,6 +7,7 @@
     trl-report reconcile
     trl-report render [EXPERIMENT]
 
+RUN is a run's key (``show`` lists them), or its name when no other run of the experiment has it.
 Works on ``training_reports/`` at the project root, or ``--report-dir``, and renders with the
 packaged template, or the one named by ``--template`` or ``$TRL_REPORTER_TEMPLATE`` (never one
 named by saved state). Data goes to stdout, diagnostics to stderr. Every command first checks its
@@ -30,12 +31,14 @@ from . import __version__, maintenance, naming
 from .catalog import experiments, find_experiment
 from .errors import TrlReporterError
 from .evals import Score, read_results
+from .formatting import duration, score, utc
 from .liveness import stale
 from .maintenance import LOCK_TIMEOUT_COMMAND
-from .records import RunRecord, Source, Status
+from .records import RunRecord, Source, Status, json_safe
 from .store import ExperimentStore
-from .template import chosen_template, duration, renderer, score, utc
+from .template import chosen_template, renderer
 
+_RUN_HELP = "the run's key (see show), or its name if no other run has it"
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -70,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add = sub.add_parser("add-eval", parents=[common], help="add a benchmark score to a run")
     add.add_argument("experiment")
-    add.add_argument("run")
+    add.add_argument("run", help=_RUN_HELP)
     add.add_argument("--benchmark", required=True)
     add.add_argument("--score", required=True)
     add.add_argument("--job-link", help="the evaluation job's URL (default inside an HF Job: that job)")
@@ -80,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
         "import-eval", parents=[common], help="import an lm-evaluation-harness or lighteval results JSON"
     )
     imp.add_argument("experiment")
-    imp.add_argument("run")
+    imp.add_argument("run", help=_RUN_HELP)
     imp.add_argument("file", type=Path)
     imp.add_argument("--job-link", help="the evaluation job's URL (default inside an HF Job: that job)")
     imp.add_argument("--model-link", help="the evaluated model's URL (default: the run's model)")
@@ -154,8 +157,10 @@ def _list(args: argparse.Namespace, root: Path) -> int:
 
 def _run_summary(run: RunRecord, now: float) -> dict[str, Any]:
     end = run.ended_at if run.ended_at is not None else now
+    model_link = run.shown_model_link()
     return {
         "run": run.run_name,
+        "key": run.key,
         "status": run.status.value,
         "stale": stale(run, now),
         "started": utc(run.started_at),
@@ -166,13 +171,28 @@ def _run_summary(run: RunRecord, now: float) -> dict[str, Any]:
         "final_loss": run.final_loss,
         "mean_loss": run.mean_loss,
         "failure": run.failure.reason.value if run.failure else None,
+        # As the report shows them: one per benchmark, the latest added, with the run's model link.
         "evaluations": [
             {
                 "benchmark": e.benchmark,
                 "score": e.score,
                 "source": e.source.value,
                 "job_link": e.job_link,
-                "model_link": e.model_link or run.model_link,
+                "model_link": model_link,
+            }
+            for e in run.shown_evaluations()
+        ],
+        # Every saved evaluation, in the order added, as it was saved.
+        "evaluation_history": [
+            {
+                "benchmark": e.benchmark,
+                "score": e.score,
+                "source": e.source.value,
+                "job_link": e.job_link,
+                "model_link": e.model_link,
+                "step": e.step,
+                "added_at": utc(e.added_at) if e.added_at is not None else None,
+                "higher_is_better": e.higher_is_better,
             }
             for e in run.evaluations
         ],
@@ -186,7 +206,8 @@ def _show(args: argparse.Namespace, root: Path) -> int:
     now = time.time()
     runs = [_run_summary(r, now) for r in store.load_runs()]
     if args.json:
-        print(json.dumps({"experiment": store.experiment, "report": str(store.report_path), "runs": runs}, indent=2))
+        data = {"experiment": store.experiment, "report": str(store.report_path), "runs": runs}
+        print(json.dumps(json_safe(data), indent=2, allow_nan=False))  # NaN and infinities as strings
         return 0
     rows = []
     for r in runs:
@@ -194,6 +215,7 @@ def _show(args: argparse.Namespace, root: Path) -> int:
         rows.append(
             [
                 _plain(r["run"]),
+                _plain(r["key"]),
                 r["status"] + (" (stale)" if r["stale"] else ""),
                 r["started"],
                 duration(r["duration_seconds"]),
@@ -203,7 +225,7 @@ def _show(args: argparse.Namespace, root: Path) -> int:
             ]
         )
     print(f"{_plain(store.experiment)}  ({_plain(store.report_path)})")
-    _table(["RUN", "STATUS", "STARTED (UTC)", "DURATION", "STEPS", "FINAL LOSS", "EVALUATIONS"], rows)
+    _table(["RUN", "KEY", "STATUS", "STARTED (UTC)", "DURATION", "STEPS", "FINAL LOSS", "EVALUATIONS"], rows)
     return 0
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
+import os
+import shlex
 import sys
 import time
 from collections.abc import Mapping
@@ -20,6 +23,7 @@ from . import capture, catalog, detect, liveness, maintenance, naming
 from ._guard import Guard
 from .capture import Captured, Settings
 from .endings import ProcessHooks
+from .history import History
 from .records import Failure, FailureReason, RunRecord, Status, StopReason, to_real
 from .redact import clean_text
 from .store import ExperimentStore, RenderFn
@@ -29,6 +33,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+QUIET_ENV = "TRL_REPORTER_QUIET"
 # Metrics of an evaluation that describe the evaluation loop (speed, tokens counted), not the model.
 _NOT_SCORES = ("epoch", "_runtime", "_samples_per_second", "_steps_per_second", "_num_tokens")
 
@@ -50,6 +55,7 @@ class RunSession:
         self._changes = 0  # changes asked to be saved
         self._saved = 0  # of which the state file holds this many
         self._final_unsaved = False
+        self.history = History()
 
     # -- starting ----------------------------------------------------------------------------
 
@@ -91,7 +97,24 @@ class RunSession:
         session.record.key = f"{naming.slug(session.record.run_name)}-{captured.record.pid}"
         guard.attempt("saving the run", lambda: session._claim(captured), None)
         session.hooks.install()
+        guard.attempt("announcing the report", session.announce, None)
         return session
+
+    def announce(self, environ: Mapping[str, str] = os.environ) -> None:
+        """The reporter's one line of its own, on stderr as Trackio announces itself: where the
+        report is and how to read it. ``TRL_REPORTER_QUIET=1`` turns it off."""
+        if environ.get(QUIET_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+            return
+        path = self.store.report_path
+        try:
+            shown = os.path.relpath(path)
+            shown = shown if not shown.startswith("..") else str(path)
+        except ValueError:  # another drive on Windows
+            shown = str(path)
+        sys.stderr.write(
+            f"* trl-reporter: run {clean_text(self.record.run_name)!r} is reported in {clean_text(shown)}; "
+            f"read it there, or run: trl-report show {shlex.quote(clean_text(self.store.experiment))}\n"
+        )
 
     def _claim(self, captured: Captured) -> None:
         """Claim this run's state file (no lock needed), save it and render: the run shows at once."""
@@ -125,8 +148,27 @@ class RunSession:
             setattr(previous, field, getattr(current, field))
         previous.trackio = current.trackio or previous.trackio
         self.record = previous
+        # The curves go on from the checkpoint's step: what was logged after it is replayed.
+        self.history = self.store.load_history(previous.key) or History()
+        self.history.truncate(previous.resumed[-1].step)
+        self.history.changed = True
 
     # -- saving ------------------------------------------------------------------------------
+
+    def _write(self) -> None:
+        """Write the run's state, and its history when it grew since the last write."""
+        history = self.history if self.history.changed else None
+        if history is not None:
+            self.history.changed = False
+            self.record.curves = history.names()
+            self.record.trend = history.trend()
+            losses = [v for _, v in history.series.get("eval_loss", []) if math.isfinite(v)]
+            self.record.best_eval_loss = min(losses) if losses else None
+        try:
+            self.store.save_run(self.record, history)
+        except BaseException:
+            self.history.changed = self.history.changed or history is not None
+            raise
 
     def _save(self, *, render: bool = True, timeout: float = maintenance.LOCK_TIMEOUT_TRAINING) -> None:
         self._changes += 1
@@ -135,7 +177,7 @@ class RunSession:
             # process may die right after; the lock is re-entrant, so this never waits on the
             # interrupted save). The interrupted save then sees the change and writes once more,
             # so that its older snapshot cannot land last.
-            self.store.save_run(self.record)
+            self._write()
             self._saved = self._changes
             if render:
                 self._render_report(timeout)
@@ -144,7 +186,7 @@ class RunSession:
         try:
             while True:
                 seen = self._changes
-                self.store.save_run(self.record)
+                self._write()
                 self._saved = max(self._saved, seen)
                 if render:
                     self._render_report(timeout)
@@ -184,13 +226,16 @@ class RunSession:
             self._save(render=False)
 
     def log(self, logs: Mapping[str, Any]) -> None:
-        """Keep the last logged training loss (NaN and infinities too: a diverged run must say so),
-        and the run's mean loss from the final summary. The first log is also a heartbeat, so a
-        run killed early is known to have reached its first logged step."""
+        """Keep the last logged training loss (NaN and infinities too: a diverged run must say so)
+        and its curve (in memory: it is written with the next save), and the run's mean loss from
+        the final summary. The first log is also a heartbeat, so a run killed early is known to
+        have reached its first logged step."""
         for key, field in (("loss", "final_loss"), ("train_loss", "mean_loss")):
             value = to_real(logs.get(key))
             if value is not None:
                 setattr(self.record, field, float(value))
+                if key == "loss":
+                    self.history.add("loss", int(getattr(self.state, "global_step", 0) or 0), float(value))
         if not self._logged:
             self._logged = True
             self.heartbeat(now=self._next_heartbeat)
@@ -200,7 +245,9 @@ class RunSession:
             value = to_real(raw)
             if value is None or name == "epoch" or name.endswith(_NOT_SCORES):
                 continue
-            self.record.set_metric(clean_text(str(name)), value, step=step, job_link=self.record.job_url)
+            name = clean_text(str(name))
+            self.record.set_metric(name, value, step=step, job_link=self.record.job_url)
+            self.history.add(name, step, float(value))
         self.record.steps_done = step
         self._save()
 

@@ -115,3 +115,14 @@ def attr(url: object) -> str:
     """A safe URL escaped for an HTML attribute value (``&`` becomes ``&amp;``), or empty."""
     safe = safe_url(url)
     return html.escape(safe, quote=True) if safe else ""
+
+
+_RELATIVE_PATH_RE = re.compile(r"[A-Za-z0-9_~%-][A-Za-z0-9._~%-]*(?:/[A-Za-z0-9_~%-][A-Za-z0-9._~%-]*)*")
+
+
+def image(alt: str, path: object) -> str:
+    """``![alt](path)`` for a relative path inside the report's folder (no ``..``, no scheme, no
+    leading ``/``), else nothing: a report only shows the images it wrote itself."""
+    if not isinstance(path, str) or not _RELATIVE_PATH_RE.fullmatch(path) or ".." in path.split("/"):
+        return ""
+    return f"![{inline(alt)}]({path})"

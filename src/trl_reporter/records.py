@@ -172,6 +172,11 @@ class RunRecord:
     resumed: list[Resumption] = field(default_factory=list)
     signals: list[SignalNote] = field(default_factory=list)
     heartbeat_at: float | None = None
+    # What the run's history (a file of its own, see history.py) holds: its curves by name, the
+    # training loss downsampled for a sparkline, and the lowest eval_loss logged.
+    curves: list[str] = field(default_factory=list)
+    trend: list[float] = field(default_factory=list)
+    best_eval_loss: float | None = None
 
     # -- state machine -------------------------------------------------------------------------
 
@@ -222,6 +227,19 @@ class RunRecord:
                 ev.score, ev.step, ev.job_link = score, step, job_link
                 return
         self.evaluations.append(Evaluation(benchmark, score, job_link=job_link, step=step))
+
+    def shown_evaluations(self) -> list[Evaluation]:
+        """One evaluation per benchmark, as the report shows them: a benchmark added again
+        replaces the score shown (in its first place); every row stays in :attr:`evaluations`."""
+        latest: dict[str, Evaluation] = {}
+        for ev in self.evaluations:
+            latest[ev.benchmark] = ev
+        return list(latest.values())
+
+    def shown_model_link(self) -> str | None:
+        """The run's one model link: the latest one an evaluation gave, else the run's own."""
+        given = [ev.model_link for ev in self.evaluations if ev.model_link]
+        return given[-1] if given else self.model_link
 
     # -- serialisation -------------------------------------------------------------------------
 

@@ -154,6 +154,23 @@ class _Fields:
             raise self.bad(key, "a list of [name, value] pairs")
         return [(name, item) for name, item in value]
 
+    def names(self, key: str, limit: int = 16) -> list[str]:
+        value = self.data.get(key) or []
+        if (
+            not isinstance(value, list)
+            or len(value) > limit
+            or not all(type(v) is str and 0 < len(v) <= 200 and _valid_unicode(v) for v in value)
+        ):
+            raise self.bad(key, f"a list of at most {limit} names")
+        return list(value)
+
+    def reals(self, key: str, limit: int = 64) -> list[float]:
+        value = self.data.get(key) or []
+        numbers = [read_real(v) for v in value] if isinstance(value, list) and len(value) <= limit else None
+        if numbers is None or any(n is None or not math.isfinite(n) for n in numbers):
+            raise self.bad(key, f"a list of at most {limit} finite numbers")
+        return [float(n) for n in numbers if n is not None]
+
     def rows(self, key: str, read: Callable[[_Fields], T]) -> list[T]:
         value = self.data.get(key) or []
         if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
@@ -201,6 +218,9 @@ def load_run(data: object, skipped: list[str] | None = None) -> RunRecord:
         resumed=f.rows("resumed", _resumption),
         signals=f.rows("signals", _signal_note),
         heartbeat_at=f.opt_moment("heartbeat_at"),
+        curves=f.names("curves"),
+        trend=f.reals("trend"),
+        best_eval_loss=f.opt_real("best_eval_loss"),
     )
     if not record.key or not record.run_name:
         raise RecordError("a run needs a key and a run_name")

@@ -31,10 +31,15 @@ def cache_dir_for(state_dir: Path, environ: Mapping[str, str] = os.environ) -> P
     return Path(base) / "trl-reporter" / "sections" / name
 
 
+# What each run contributes to the page, one macro of run.md.j2 each.
+PART_MACROS = ("section", "evaluation_rows", "summary_row")
+Parts = tuple[Markup, ...]
+
+
 class _Owner(Protocol):
     """What the parts need from the renderer: its memory, its digest and its run macros."""
 
-    _memory: dict[str, tuple[Markup, Markup]]
+    _memory: dict[str, Parts]
 
     def digest(self) -> str: ...
 
@@ -49,7 +54,7 @@ class RunParts:
         self.runs = runs
         self._cache_dir = cache_dir
         self._used: set[str] = set()
-        self._done: dict[str, tuple[Markup, Markup]] = {}
+        self._done: dict[str, Parts] = {}
 
     def view(self, index: int) -> PartView:
         return PartView(self, index)
@@ -57,12 +62,12 @@ class RunParts:
     def run_keys(self) -> Iterator[str]:
         return iter(self.runs)
 
-    def get(self, key: str) -> tuple[Markup, Markup]:
+    def get(self, key: str) -> Parts:
         if key not in self._done:
             self._done[key] = self._produce(self.runs[key])
         return self._done[key]
 
-    def _produce(self, run: dict[str, Any]) -> tuple[Markup, Markup]:
+    def _produce(self, run: dict[str, Any]) -> Parts:
         # The view's data is plain and built in a fixed order, so its repr identifies it.
         digest = hashlib.sha256((self._renderer.digest() + repr(run)).encode("utf-8", "surrogatepass")).hexdigest()
         self._used.add(digest)
@@ -72,34 +77,34 @@ class RunParts:
         found = self._read(digest)
         if found is None:
             module = self._renderer._run_module()
-            found = (Markup(module.section(run)), Markup(module.evaluation_rows(run)))
+            found = tuple(Markup(getattr(module, name)(run)) for name in PART_MACROS)
             self._write(digest, found)
         if len(memory) > 4 * len(self.runs) + 64:
             memory.clear()
         memory[digest] = found
         return found
 
-    def _read(self, digest: str) -> tuple[Markup, Markup] | None:
+    def _read(self, digest: str) -> Parts | None:
         if self._cache_dir is None:
             return None
         try:
             data = json.loads((self._cache_dir / f"{digest}.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        if not (isinstance(data, list) and len(data) == 3 and all(isinstance(part, str) for part in data)):
+        if not (isinstance(data, list) and len(data) == len(PART_MACROS) + 1 and all(isinstance(p, str) for p in data)):
             return None
-        section, rows, check = data
-        if check != _check(digest, section, rows):
+        *parts, check = data
+        if check != _check(digest, parts):
             return None  # torn by a crash (cache writes skip fsync), or not written by us
-        return Markup(section), Markup(rows)
+        return tuple(Markup(part) for part in parts)
 
-    def _write(self, digest: str, parts: tuple[Markup, Markup]) -> None:
+    def _write(self, digest: str, parts: Parts) -> None:
         if self._cache_dir is None:
             return
-        section, rows = str(parts[0]), str(parts[1])
+        texts = [str(part) for part in parts]
         try:
             self._cache_dir.mkdir(parents=True, exist_ok=True)
-            entry = json.dumps([section, rows, _check(digest, section, rows)])
+            entry = json.dumps([*texts, _check(digest, texts)])
             _fs.atomic_write(self._cache_dir / f"{digest}.json", entry, durable=False)
         except OSError:
             pass  # a cache that cannot be written only costs the next render its time
@@ -124,7 +129,8 @@ class RunParts:
 
 
 class PartView(Mapping[str, Markup]):
-    """``sections`` or ``evaluation_rows`` as the page template reads them: by run key."""
+    """``sections``, ``evaluation_rows`` or ``summary_rows`` as the page template reads them: by
+    run key."""
 
     def __init__(self, parts: RunParts, index: int) -> None:
         self._parts = parts
@@ -147,5 +153,5 @@ class PartView(Mapping[str, Markup]):
         return sum(1 for _ in self._parts.run_keys())
 
 
-def _check(digest: str, section: str, rows: str) -> str:
-    return hashlib.sha256(f"{digest}\0{section}\0{rows}".encode("utf-8", "surrogatepass")).hexdigest()
+def _check(digest: str, parts: list[str]) -> str:
+    return hashlib.sha256("\0".join([digest, *parts]).encode("utf-8", "surrogatepass")).hexdigest()

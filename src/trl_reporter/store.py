@@ -6,6 +6,8 @@ Layout inside the report directory::
     .trl-reporter/<slug>/experiment.json   the experiment's real name
     .trl-reporter/<slug>/runs/<run>.json   one file per run, written only by that run's process
     .trl-reporter/<slug>/evals/<run>/*.json   evaluations added from outside the training
+    .trl-reporter/<slug>/history/<run>.json   the run's logged curves (read only to draw charts)
+    <slug>/loss.svg, <slug>/runs/<run>.svg  the charts the report shows (see charts)
     .trl-reporter/<slug>/.lock             serialises rendering between processes (not committed)
     .trl-reporter/<slug>/.generation       one byte appended per saved change (see freshness)
     .trl-reporter/<slug>/.rendered         what the markdown was last rendered from (see freshness)
@@ -32,16 +34,19 @@ import secrets
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import filelock
 
 from . import _fs, freshness, sections
 from ._fs import read_json
+from .chartfiles import Charts, ChartWriter
 from .errors import RecordError, StoreError
+from .history import History
 from .naming import is_safe_key, slug
 from .records import SCHEMA_VERSION, Evaluation, RunRecord, json_safe
 from .redact import clean_text, scrub
+from .runfiles import attach_evaluations, read_history, read_run
 from .schema import load_evaluation, load_run
 
 logger = logging.getLogger(__name__)
@@ -50,23 +55,20 @@ STATE_DIR = ".trl-reporter"
 _GITIGNORE = "*.lock\n.*.tmp\n.generation\n.rendered\n"
 # A render that finds the state changed under it renders again, this many times at most.
 _RENDER_ATTEMPTS = 3
-# Warn once per process about each bad file (the CLI loads an experiment more than once).
-_warned: set[tuple[str, str]] = set()
 
 
 class RenderFn(Protocol):
-    """Renders an experiment's markdown from its runs; may keep work it can reuse in
-    ``cache_dir``, a folder of this user's cache (never inside the report directory)."""
+    """Renders an experiment's markdown from its runs, linking the ``charts`` that exist; may keep
+    work it can reuse in ``cache_dir``, a folder of this user's cache (never inside the report
+    directory). Draws a chart's SVG from :mod:`~trl_reporter.charts` data."""
 
-    def __call__(self, experiment: str, runs: list[RunRecord], *, cache_dir: Path | None = None) -> str: ...
+    def __call__(
+        self, experiment: str, runs: list[RunRecord], *, cache_dir: Path | None = None, charts: Charts | None = None
+    ) -> str: ...
 
+    def draw_chart(self, data: dict[str, Any]) -> str: ...
 
-def warn_skip(path: Path, why: str) -> None:
-    """Say once per process that a saved file is skipped, and why."""
-    key = (str(path), why)
-    if key not in _warned:
-        _warned.add(key)
-        logger.warning("trl-reporter: skipping %s: %s", clean_text(str(path)), clean_text(why))
+    def chart_digest(self) -> str: ...
 
 
 class ExperimentStore:
@@ -138,6 +140,14 @@ class ExperimentStore:
     def run_path(self, key: str) -> Path:
         return self.runs_dir / f"{_checked(key)}.json"
 
+    def history_path(self, key: str) -> Path:
+        return self.state_dir / "history" / f"{_checked(key)}.json"
+
+    @property
+    def chart_dir(self) -> Path:
+        """Where the report's charts go: beside the report, so a relative link finds them."""
+        return self.root / self.slug
+
     @property
     def evals_dir(self) -> Path:
         return self.state_dir / "evals"
@@ -152,32 +162,12 @@ class ExperimentStore:
         except OSError:
             return runs
         for path in paths:
-            record = self._read_run(path)
+            record = read_run(path)
             if record is not None:
                 runs.append(record)
         runs.sort(key=lambda r: (r.started_at, r.key))
-        self._attach_evaluations(runs)
+        attach_evaluations(self.evals_dir, runs)
         return runs
-
-    def _attach_evaluations(self, runs: list[RunRecord]) -> None:
-        """Add the evaluations stored beside each run (API, CLI, imported results)."""
-        by_key = {r.key: r for r in runs}
-        batches: list[tuple[str, RunRecord, Path, list[object]]] = []
-        for path in self.evals_dir.glob("*/*.json"):
-            run = by_key.get(path.parent.name)
-            if run is None:
-                continue
-            data = read_json(path)
-            if not is_safe_key(path.stem) or data is None or not isinstance(data.get("evaluations"), list):
-                warn_skip(path, "not an evaluations file trl-reporter can read")
-                continue
-            batches.append((path.name, run, path, data["evaluations"]))
-        for _, run, path, rows in sorted(batches, key=lambda b: b[0]):
-            for row in rows:
-                try:
-                    run.evaluations.append(load_evaluation(row))
-                except RecordError as exc:
-                    warn_skip(path, f"an evaluation in it: {exc}")
 
     def add_evaluations(self, key: str, evaluations: list[Evaluation]) -> None:
         """Save evaluations of a run as one new file: no read-modify-write, so concurrent adds
@@ -207,37 +197,11 @@ class ExperimentStore:
         return True
 
     def load_run(self, key: str) -> RunRecord | None:
-        return self._read_run(self.run_path(key))
+        return read_run(self.run_path(key))
 
-    @staticmethod
-    def _read_run(path: Path) -> RunRecord | None:
-        """A run's record; ``None``, with a warning naming the file, for a file that cannot be one
-        (an empty file is a run being claimed this instant, and is skipped silently)."""
-        try:
-            if path.stat().st_size == 0:
-                return None
-        except OSError:
-            return None
-        data = read_json(path)
-        if data is None:
-            warn_skip(path, "not a JSON object")
-            return None
-        skipped: list[str] = []
-        try:
-            record = load_run(data, skipped)
-        except RecordError as exc:
-            warn_skip(path, str(exc))
-            return None
-        for why in skipped:
-            warn_skip(path, f"an evaluation in it: {why}")
-        # The key names the file; a key that differs (or climbs out with "../") is not this file's.
-        if record.key != path.stem or not is_safe_key(record.key):
-            warn_skip(path, f"its key {record.key[:80]!r} does not match the file name")
-            return None
-        return record
-
-    def save_run(self, record: RunRecord) -> None:
-        """Durably save one run's state (no lock needed: each run file has a single writer).
+    def save_run(self, record: RunRecord, history: History | None = None) -> None:
+        """Durably save one run's state (no lock needed: each run file has a single writer), and
+        its history first when given, so the run file never names curves its history lacks.
 
         Only the trainer's own evaluations belong to the run file; the others live beside it.
         What is saved is first read back the way a stranger's file would be: a value that would
@@ -245,6 +209,11 @@ class ExperimentStore:
         """
         path = self.run_path(record.key)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
+        if history is not None:
+            history_path = self.history_path(record.key)
+            self._refuse_symlinks(history_path.parent)
+            history_path.parent.mkdir(exist_ok=True)
+            _fs.atomic_write(history_path, json.dumps(history.to_dict(), separators=(",", ":")) + "\n")
         data = record.to_dict()
         data["evaluations"] = [e for e in data["evaluations"] if e.get("source") == "trainer"]
         text = _dumps(scrub(data))
@@ -254,6 +223,10 @@ class ExperimentStore:
             raise StoreError(f"run {record.run_name!r} would not load back ({exc}); not saved") from exc
         _fs.atomic_write(path, text)
         freshness.count_change(self.state_dir)
+
+    def load_history(self, key: str) -> History | None:
+        """A run's logged curves; ``None``, with a warning naming the file, if they cannot be read."""
+        return read_history(self.history_path(key))
 
     # -- report ---------------------------------------------------------------------------------
 
@@ -283,8 +256,25 @@ class ExperimentStore:
         return True
 
     def render_locked(self, renderer: RenderFn) -> None:
-        """Re-render the markdown once; the caller holds :meth:`lock`."""
-        text = renderer(self.experiment, self.load_runs(), cache_dir=sections.cache_dir_for(self.state_dir))
+        """Re-render the charts that changed, then the markdown; the caller holds :meth:`lock`.
+        Charts are a view of the state like the markdown: one that cannot be drawn (a full disk, a
+        broken chart template) is left out of the report, with a warning, never the report."""
+        cache_dir = sections.cache_dir_for(self.state_dir)
+        runs = self.load_runs()
+        try:
+            writer = ChartWriter(
+                self.chart_dir,
+                self.history_path,
+                self.load_history,
+                renderer.draw_chart,
+                renderer.chart_digest(),
+                cache_dir,
+            )
+            drawn = writer.update(runs)
+        except Exception as exc:  # noqa: BLE001 - charts never cost the report
+            logger.warning("trl-reporter: could not draw the charts of %r: %s", self.experiment, clean_text(str(exc)))
+            drawn = Charts()
+        text = renderer(self.experiment, runs, cache_dir=cache_dir, charts=drawn)
         _fs.atomic_write(self.report_path, text)
 
     def is_behind(self) -> bool:

@@ -14,12 +14,10 @@ and render in ``ImmutableSandboxedEnvironment`` too.
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import hashlib
-import json
-import math
 import os
+import re
 import shlex
 from collections.abc import Callable, Mapping
 from importlib import resources
@@ -31,87 +29,37 @@ import jinja2.exceptions
 import jinja2.sandbox
 from markupsafe import Markup
 
+from . import charts as chart_geometry
+from . import formatting, view
 from . import markdown as md
-from . import view
+from .chartfiles import Charts
 from .errors import TemplateError
+from .formatting import count, duration, plain, score, spark, utc
 from .records import RunRecord
 from .sections import RunParts
 
+__all__ = ["Renderer", "chosen_template", "count", "duration", "plain", "renderer", "score", "spark", "utc"]
+
 TEMPLATE_NAME = "report.md.j2"
 RUN_TEMPLATE = "run.md.j2"
+CHART_TEMPLATE = "chart.svg.j2"
 TEMPLATE_ENV = "TRL_REPORTER_TEMPLATE"
 
 
-# -- formatting: values -> text -------------------------------------------------------------------
-
-
-def utc(seconds: float) -> str:
-    """``YYYY-MM-DD HH:MM:SS`` in UTC."""
-    return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def duration(seconds: float) -> str:
-    """``<1 s``, ``42 s``, ``3 min 4 s``, ``1 h 12 min``, ``2 d 3 h``."""
-    s = int(max(seconds, 0))
-    if seconds < 1:
-        return "<1 s"
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
-    if s < 86400:
-        return f"{s // 3600} h {s % 3600 // 60} min"
-    return f"{s // 86400} d {s % 86400 // 3600} h"
-
-
-def score(value: float | str) -> str:
-    """A score for people: integers as they are, floats to four significant digits, NaN and
-    infinities as themselves."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if not math.isfinite(value):
-        return str(value)
-    return f"{value:.4g}"
-
-
-def count(value: int) -> str:
-    """``1,233``."""
-    return f"{value:,}"
-
-
-def plain(value: object, yes: str, no: str, none: str) -> str:
-    """A raw parameter value as people write it: ``2e-05``, ``3.0``, ``linear``, JSON for lists and
-    mappings; ``True``, ``False`` and ``None`` as the template words them."""
-    if value is True:
-        return yes
-    if value is False:
-        return no
-    if value is None:
-        return none
-    if isinstance(value, float):
-        if not math.isfinite(value) or value != int(value) or abs(value) >= 1e16:
-            return repr(value)
-        return f"{value:.1f}"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True)
-    return str(value)
+# -- markup: text -> markdown, marked as such ------------------------------------------------
 
 
 def _formatted(fn: Callable[[Any], str]) -> Callable[[Any], str]:
-    """A formatting filter whose output for a number is text trl-reporter wrote (``<1 s``,
-    ``1,233``), so it is not escaped again; for anything else it is escaped like any value."""
+    """A formatting filter whose output for a number (or for nothing: ``—``) is text trl-reporter
+    wrote (``<1 s``, ``1,233``), so it is not escaped again; for anything else it is escaped like
+    any value."""
 
     def apply(value: Any) -> str:
         text = fn(value)
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        number = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
         return Markup(text) if number else text
 
     return apply
-
-
-# -- markup: text -> markdown, marked as such -----------------------------------------------------
 
 
 def _escape(value: object) -> Markup:
@@ -143,17 +91,45 @@ def _attr(url: object) -> Markup:
     return Markup(md.attr(url))
 
 
+def _image(path: object, alt: str) -> Markup:
+    return Markup(md.image(alt, path))
+
+
+_XML_INVALID_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _xml_text(value: object) -> object:
+    """The SVG template's finalize: text without the characters XML 1.0 forbids; jinja's HTML
+    escaping, which XML shares, follows."""
+    return value if isinstance(value, (Markup, int, float)) else _XML_INVALID_RE.sub("\ufffd", str(value))
+
+
+def _loader(template_dir: str | None) -> jinja2.BaseLoader:
+    packaged = jinja2.FileSystemLoader(str(default_template_path().parent), encoding="utf-8")
+    if template_dir is None:
+        return packaged
+    # The user's folder first; run.md.j2 (and anything else not there) from the package.
+    return jinja2.ChoiceLoader([jinja2.FileSystemLoader(template_dir, encoding="utf-8"), packaged])
+
+
+@functools.lru_cache(maxsize=8)
+def _svg_environment(template_dir: str | None) -> jinja2.Environment:
+    return jinja2.sandbox.ImmutableSandboxedEnvironment(
+        loader=_loader(template_dir),
+        undefined=jinja2.StrictUndefined,
+        autoescape=True,
+        auto_reload=False,
+        finalize=_xml_text,
+        keep_trailing_newline=True,
+    )
+
+
 @functools.lru_cache(maxsize=8)
 def _environment(template_dir: str | None) -> jinja2.Environment:
-    packaged = jinja2.FileSystemLoader(str(default_template_path().parent), encoding="utf-8")
-    loader: jinja2.BaseLoader = packaged
-    if template_dir is not None:
-        # The user's folder first; run.md.j2 (and anything else not there) from the package.
-        loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(template_dir, encoding="utf-8"), packaged])
     # A sandbox even for the user's own template: a template is data, and one copied from
     # somewhere must not be able to reach Python (``cycler.__init__.__globals__.os``).
     env = jinja2.sandbox.ImmutableSandboxedEnvironment(
-        loader=loader,
+        loader=_loader(template_dir),
         undefined=jinja2.StrictUndefined,
         autoescape=True,  # with the finalize below: markdown escaping, not HTML escaping
         auto_reload=False,  # templates are read once per process, as the section cache's digest assumes
@@ -167,6 +143,8 @@ def _environment(template_dir: str | None) -> jinja2.Environment:
         code_block=_code_block,
         link=_link,
         attr=_attr,
+        image=_image,
+        spark=spark,
         utc=_formatted(utc),
         duration=_formatted(duration),
         score=_formatted(score),
@@ -204,18 +182,41 @@ class Renderer:
     re-renders only the runs that changed. A cache entry is local bookkeeping, never committed.
     """
 
-    def __init__(self, page: jinja2.Template, env: jinja2.Environment, now: float | None) -> None:
+    def __init__(
+        self, page: jinja2.Template, env: jinja2.Environment, now: float | None, svg: jinja2.Environment
+    ) -> None:
         self._page = page
         self._env = env
+        self._svg = svg
         self._now = now
-        self._memory: dict[str, tuple[Markup, Markup]] = {}
+        self._memory: dict[str, tuple[Markup, ...]] = {}
         self._digest: str | None = None
+        self._chart_digest: str | None = None
 
-    def __call__(self, experiment: str, runs: list[RunRecord], *, cache_dir: Path | None = None) -> str:
-        data = view.report(experiment, runs, self._now)
+    def draw_chart(self, data: dict[str, Any]) -> str:
+        """An SVG chart from :mod:`~trl_reporter.charts` data."""
+        try:
+            return self._svg.get_template(CHART_TEMPLATE).render(**data)
+        except jinja2.exceptions.SecurityError as exc:
+            raise TemplateError(f"chart template tried something unsafe and was stopped: {exc}") from exc
+        except jinja2.TemplateError as exc:
+            raise TemplateError(f"chart template failed to render: {exc}") from exc
+
+    def chart_digest(self) -> str:
+        """What every chart depends on besides its data: the chart template and the drawing code."""
+        if self._chart_digest is None:
+            self._chart_digest = _digest_of(self._svg.get_template(CHART_TEMPLATE).filename, chart_geometry.__file__)
+        return self._chart_digest
+
+    def __call__(
+        self, experiment: str, runs: list[RunRecord], *, cache_dir: Path | None = None, charts: Charts | None = None
+    ) -> str:
+        data = view.report(experiment, runs, self._now, charts)
         parts = RunParts(self, {run["key"]: run for run in data["runs"]}, cache_dir)
         try:
-            text = self._page.render(**data, sections=parts.view(0), evaluation_rows=parts.view(1))
+            text = self._page.render(
+                **data, sections=parts.view(0), evaluation_rows=parts.view(1), summary_rows=parts.view(2)
+            )
         except jinja2.exceptions.SecurityError as exc:
             raise TemplateError(f"report template tried something unsafe and was stopped: {exc}") from exc
         except jinja2.TemplateError as exc:
@@ -229,12 +230,18 @@ class Renderer:
     def digest(self) -> str:
         """What every run's output depends on besides its data: the templates and this code."""
         if self._digest is None:
-            sources = [self._page.filename, self._env.get_template(RUN_TEMPLATE).filename]
-            hasher = hashlib.sha256()
-            for source in [*sources, __file__, md.__file__, view.__file__]:
-                hasher.update(Path(source).read_bytes() if source and Path(source).is_file() else b"-")
-            self._digest = hasher.hexdigest()
+            run_template = self._env.get_template(RUN_TEMPLATE).filename
+            self._digest = _digest_of(
+                self._page.filename, run_template, __file__, md.__file__, view.__file__, formatting.__file__
+            )
         return self._digest
+
+
+def _digest_of(*sources: str | None) -> str:
+    hasher = hashlib.sha256()
+    for source in sources:
+        hasher.update(Path(source).read_bytes() if source and Path(source).is_file() else b"-")
+    return hasher.hexdigest()
 
 
 def renderer(template: str | Path | None = None, *, now: float | None = None) -> Renderer:
@@ -245,15 +252,15 @@ def renderer(template: str | Path | None = None, *, now: float | None = None) ->
     A user template's folder may hold its own ``run.md.j2``; otherwise the packaged one is used.
     Raises :class:`TemplateError` for a template that is missing or does not parse.
     """
-    if template is None:
-        env = _environment(None)
-        name = TEMPLATE_NAME
-    else:
+    folder: str | None = None
+    name = TEMPLATE_NAME
+    if template is not None:
         path = Path(template).expanduser().resolve()
         if not path.is_file():
             raise TemplateError(f"report template {str(path)!r} does not exist")
-        env, name = _environment(str(path.parent)), path.name
+        folder, name = str(path.parent), path.name
+    env = _environment(folder)
     try:
-        return Renderer(env.get_template(name), env, now)
+        return Renderer(env.get_template(name), env, now, _svg_environment(folder))
     except jinja2.TemplateError as exc:
         raise TemplateError(f"report template {name!r} is invalid: {exc}") from exc

@@ -25,8 +25,10 @@ def texts(n: int = 64) -> list[str]:
     return [SENTENCES[i % len(SENTENCES)] for i in range(n)]
 
 
-def build_tiny_model(directory: str | Path) -> Path:
-    """Save a tiny Llama model and its tokenizer to ``directory`` (created if needed)."""
+def build_tiny_model(directory: str | Path, *, seed: int = 0) -> Path:
+    """Save a tiny Llama model and its tokenizer to ``directory`` (created if needed). Its weights
+    come from ``seed``, so the same seed (and the same training seed) gives the same losses."""
+    import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
@@ -52,6 +54,9 @@ def build_tiny_model(directory: str | Path) -> Path:
         eos_token_id=fast.eos_token_id,
         pad_token_id=fast.pad_token_id,
     )
-    LlamaForCausalLM(config).save_pretrained(directory)
+    with torch.random.fork_rng(devices=[]):  # seeded here, the caller's random state untouched
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
+    model.save_pretrained(directory)
     fast.save_pretrained(directory)
     return directory

@@ -10,118 +10,47 @@ never reach a Python object through it.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from typing import Any
 
-from . import liveness, urls
+from . import liveness, metrics, urls
+from .chartfiles import Charts
 from .markdown import safe_url
-from .records import MAX_INT, Evaluation, Link, RunRecord, Source, Status, is_finite_number
+from .records import Evaluation, Link, RunRecord, Source, Status, is_finite_number
+from .shapes import parameter
 
 MAX_MESSAGE = 500
-_LOWER_IS_BETTER_RE = re.compile(r"loss|perplexity|ppl|error|\b(?:c|w|t)er\b|mse|mae|rmse|bits_per_byte|bpb", re.I)
-
-
-def lower_is_better(ev: Evaluation) -> bool:
-    """The direction of a benchmark: as given, else lower for losses, perplexities and errors."""
-    if ev.higher_is_better is not None:
-        return not ev.higher_is_better
-    return bool(_LOWER_IS_BETTER_RE.search(ev.benchmark))
+# Benchmark columns of the summary table; every score is in the evaluations tables.
+MAX_SUMMARY_BENCHMARKS = 6
 
 
 def _number(score: float | str) -> float | None:
     return float(score) if is_finite_number(score) else None
 
 
-def best_scores(runs: Sequence[RunRecord]) -> dict[str, float]:
-    """The best score of every benchmark that at least two evaluations in the experiment share."""
+def in_experiment_table(ev: Evaluation) -> bool:
+    """Benchmark scores, and of the trainer's own metrics its eval_loss: the rest (token accuracy,
+    entropy, ...) stays in the run's section."""
+    return ev.source is not Source.TRAINER or ev.benchmark == "eval_loss"
+
+
+def best_scores(runs: Sequence[RunRecord]) -> dict[str, tuple[float, str, str]]:
+    """``benchmark -> (best score, direction, where the direction came from)`` for every benchmark
+    of the experiment table that at least two runs share and whose better direction is known."""
     by_benchmark: dict[str, list[tuple[float, Evaluation]]] = {}
     for run in runs:
-        for ev in run.evaluations:
+        for ev in run.shown_evaluations():
             value = _number(ev.score)
-            if value is not None:
+            if value is not None and in_experiment_table(ev):
                 by_benchmark.setdefault(ev.benchmark, []).append((value, ev))
     best = {}
     for name, scored in by_benchmark.items():
-        if len(scored) >= 2:
-            pick = min if lower_is_better(scored[0][1]) else max
-            best[name] = pick(value for value, _ in scored)
+        given = next((ev.higher_is_better for _, ev in scored if ev.higher_is_better is not None), None)
+        way, source = metrics.direction(name, given)
+        if len(scored) >= 2 and way is not None and source is not None:
+            pick = min if way == metrics.LOWER else max
+            best[name] = (pick(value for value, _ in scored), way, source)
     return best
-
-
-# The shape each curated parameter code must have for the template to word it; a row that does not
-# fit (an older or a hand-edited state file) is shown as its code and its value, never an error.
-_SCALAR = (str, int, float, bool, type(None))
-_SHAPES: dict[str, Any] = {
-    "trainer": {"class": str, "versions": [[str, str]]},
-    "effective_batch_size": {"per_device": int, "accumulation": int, "devices": int},
-    "scheduler": {"type": _SCALAR, "warmup_ratio?": _SCALAR, "warmup_steps?": _SCALAR},
-    "precision": {"kind": str, "tf32": bool},
-    "lora": {"type": _SCALAR, "r?": _SCALAR, "alpha?": _SCALAR, "dropout?": _SCALAR, "targets?": (str, [str])},
-    "parameters": {"total": int, "trainable": int},
-    "devices": {"count": int, "kind": str},
-    "text": [str],
-    **dict.fromkeys(
-        (
-            "learning_rate",
-            "batch_size",
-            "gradient_accumulation",
-            "max_steps",
-            "epochs",
-            "optimizer",
-            "weight_decay",
-            "max_grad_norm",
-            "seed",
-            "max_length",
-            "packing",
-            "gradient_checkpointing",
-        ),
-        _SCALAR,
-    ),
-}
-
-
-def _fits(value: Any, shape: Any) -> bool:
-    """Whether ``value`` has ``shape``: a dict of keys (``"name?"`` for optional ones), a list of
-    one shape, a tuple of alternatives, or a type; integers must fit 64 bits."""
-    if isinstance(shape, dict):
-        return (
-            isinstance(value, dict)
-            and all(k in shape or f"{k}?" in shape for k in value)
-            and all(
-                _fits(value[k.rstrip("?")], s) if k.rstrip("?") in value else k.endswith("?") for k, s in shape.items()
-            )
-        )
-    if isinstance(shape, list):
-        return isinstance(value, list) and all(_fits(v, shape[0]) for v in value)
-    if isinstance(shape, tuple) and any(isinstance(s, (list, dict)) for s in shape):
-        return any(_fits(value, s) for s in shape)
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
-        return False
-    return isinstance(value, shape) and not (shape is int and isinstance(value, bool))
-
-
-def _consistent(code: str, value: Any) -> bool:
-    """What the template unpacks as (name, value) has two items, and a percentage has a base."""
-    if code == "text":
-        return len(value) == 2
-    if code == "trainer":
-        return all(len(pair) == 2 for pair in value["versions"])
-    if code == "parameters":
-        return bool(value["total"] > 0 and value["trainable"] >= 0)
-    return True
-
-
-def _parameter(code: str, value: Any) -> dict[str, Any]:
-    """A parameter row for the template: its code and value, plus what the words need computed."""
-    if code not in _SHAPES or not _fits(value, _SHAPES[code]) or not _consistent(code, value):
-        return {"code": "other", "label": code, "value": value}
-    row: dict[str, Any] = {"code": code, "value": value}
-    if code == "effective_batch_size":
-        row["total"] = value["per_device"] * value["accumulation"] * value["devices"]
-    if code == "parameters":
-        row["percent"] = 100 * value["trainable"] / value["total"]
-    return row
 
 
 def _link(link: Link | None) -> dict[str, Any] | None:
@@ -130,15 +59,18 @@ def _link(link: Link | None) -> dict[str, Any] | None:
     return {"name": link.name, "url": safe_url(link.url), "guessed": link.guessed, "local_path": link.local_path}
 
 
-def _evaluation(run: RunRecord, ev: Evaluation, best: dict[str, float]) -> dict[str, Any]:
-    model = ev.model_link or run.model_link
+def _evaluation(ev: Evaluation, model: str | None, best: dict[str, tuple[float, str, str]]) -> dict[str, Any]:
     value = _number(ev.score)
+    top = best.get(ev.benchmark)
     return {
         "benchmark": ev.benchmark,
         "score": ev.score,
-        "best": ev.benchmark in best and value == best[ev.benchmark],
+        "best": {"direction": top[1], "source": top[2]}
+        if top and in_experiment_table(ev) and value == top[0]
+        else None,
         "job_url": safe_url(ev.job_link),
         "from_trainer": ev.source is Source.TRAINER,
+        "in_experiment_table": in_experiment_table(ev),
         "model": model,
         "model_url": safe_url(model),
     }
@@ -155,21 +87,74 @@ def _trackio(run: RunRecord) -> dict[str, Any] | None:
     }
 
 
-def _run(run: RunRecord, now: float | None, best: dict[str, float]) -> dict[str, Any]:
+def _row_key(code: str, value: Any) -> tuple[str, str]:
+    """What identifies a parameter row across runs: its code, or the name of a free-form row."""
+    if code == "text" and isinstance(value, list) and value:
+        return code, str(value[0])
+    return code, ""
+
+
+def _parameters(run: RunRecord, previous: RunRecord | None) -> list[dict[str, Any]]:
+    """The run's parameter rows, each marked with the previous run's value where it differs."""
+    before = {_row_key(c, v): v for c, v in previous.parameters} if previous is not None else None
+    rows = []
+    for code, value in run.parameters:
+        row = parameter(code, value)
+        key = _row_key(code, value)
+        row["changed"] = before is not None and (key not in before or before[key] != value)
+        row["was"] = parameter(code, before[key]) if row["changed"] and before and key in before else None
+        rows.append(row)
+    return rows
+
+
+def _changes(run: RunRecord, first: RunRecord) -> list[dict[str, Any]]:
+    """The parameter rows of ``run`` that differ from the first run of its group."""
+    base = {_row_key(c, v): v for c, v in first.parameters}
+    return [
+        parameter(code, value)
+        for code, value in run.parameters
+        if base.get(_row_key(code, value), _MISSING) != value and code != "parameters"
+    ]
+
+
+_MISSING = object()
+
+
+def _trainer_eval_loss(run: RunRecord) -> float | None:
+    """The trainer's latest eval_loss, for a run saved before histories were kept."""
+    for ev in run.evaluations:
+        if ev.source is Source.TRAINER and ev.benchmark == "eval_loss":
+            return _number(ev.score)
+    return None
+
+
+def _run(
+    run: RunRecord,
+    now: float | None,
+    best: dict[str, tuple[float, str, str]],
+    previous: RunRecord | None,
+    first: RunRecord | None,
+    chart: str | None,
+) -> dict[str, Any]:
     failure = run.failure
     message = (failure.message or "").strip() if failure else ""
     seen = liveness.last_sign_of_life(run)
     stale = now is not None and liveness.stale(run, now)
+    model = run.shown_model_link()
+    shown = [_evaluation(ev, model, best) for ev in run.shown_evaluations()]
+    last_moment = run.ended_at if run.ended_at is not None else max(seen, run.started_at)
     return {
         "key": run.key,
         "name": run.run_name,
         "status": run.status.value,
         "started": run.started_at,
         "ended": run.ended_at,
-        "elapsed": (run.ended_at or run.started_at) - run.started_at,
+        "elapsed": last_moment - run.started_at,
         "steps_done": run.steps_done,
         "steps_planned": run.steps_planned,
-        "parameters": [_parameter(code, value) for code, value in run.parameters],
+        "parameters": _parameters(run, previous),
+        "first": first is None,
+        "changes": _changes(run, first) if first is not None else [],
         "changed_arguments": [list(p) for p in run.changed_arguments],
         "pid": run.pid,
         "host": run.host,
@@ -195,7 +180,11 @@ def _run(run: RunRecord, now: float | None, best: dict[str, float]) -> dict[str,
         "trackio": _trackio(run),
         "trackio_off": run.trackio_off.value if run.trackio_off else None,
         "trackio_variable": run.trackio_variable,
-        "evaluations": [_evaluation(run, ev, best) for ev in run.evaluations],
+        "evaluations": shown,
+        "model_url": safe_url(model),
+        "chart": chart,
+        "trend": list(run.trend),
+        "best_eval_loss": run.best_eval_loss if run.best_eval_loss is not None else _trainer_eval_loss(run),
     }
 
 
@@ -216,7 +205,26 @@ def _group_key(run: RunRecord) -> tuple[str, str]:
     return (run.base_model.name if run.base_model else "", run.dataset.name if run.dataset else "")
 
 
-def report(experiment: str, runs: Sequence[RunRecord], now: float | None = None) -> dict[str, Any]:
+def _short_name(link: Link | None) -> str | None:
+    """A model's name without its owner or folders (``Qwen2.5-0.5B``), for a heading."""
+    if link is None:
+        return None
+    return link.name.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or link.name
+
+
+def _benchmarks(runs: Sequence[RunRecord]) -> list[str]:
+    """The benchmark columns of the summary: scores added to runs, in the order first seen."""
+    names: dict[str, None] = {}
+    for run in runs:
+        for ev in run.shown_evaluations():
+            if ev.source is not Source.TRAINER:
+                names.setdefault(ev.benchmark)
+    return list(names)
+
+
+def report(
+    experiment: str, runs: Sequence[RunRecord], now: float | None = None, charts: Charts | None = None
+) -> dict[str, Any]:
     """The template's whole input: plain data, already ordered and grouped.
 
     ``now`` decides which unfinished runs are stale. By default it is the latest moment recorded
@@ -227,23 +235,42 @@ def report(experiment: str, runs: Sequence[RunRecord], now: float | None = None)
     latest = max(moments) if moments else None
     now = latest if now is None else now
     best = best_scores(runs)
+    charts = charts or Charts()
     groups: dict[tuple[str, str], dict[str, Any]] = {}
+    firsts: dict[tuple[str, str], RunRecord] = {}
+    latest_of: dict[tuple[str, str], RunRecord] = {}
     shown_runs: list[dict[str, Any]] = []
     evaluations: list[dict[str, Any]] = []
     for run in runs:
         key = _group_key(run)
         if key not in groups:
-            groups[key] = {"base_model": _link(run.base_model), "dataset": _link(run.dataset), "runs": []}
-        shown = _run(run, now, best)
+            groups[key] = {
+                "base_model": _link(run.base_model),
+                "dataset": _link(run.dataset),
+                "model_name": _short_name(run.base_model),
+                "dataset_name": run.dataset.name if run.dataset else None,
+                "runs": [],
+            }
+        shown = _run(run, now, best, latest_of.get(key), firsts.get(key), charts.runs.get(run.key))
+        shown["first_of_experiment"] = not shown_runs
+        firsts.setdefault(key, run)
+        latest_of[key] = run
         groups[key]["runs"].append(shown)
         shown_runs.append(shown)
-        evaluations.extend({"run": shown, "evaluation": ev} for ev in shown["evaluations"])
+        evaluations.extend({"run": shown, "evaluation": ev} for ev in shown["evaluations"] if ev["in_experiment_table"])
+    benchmarks = _benchmarks(runs)
+    for shown in shown_runs:
+        shown["columns"] = benchmarks[:MAX_SUMMARY_BENCHMARKS]
+        shown["experiment_rows"] = sum(ev["in_experiment_table"] for ev in shown["evaluations"])
     return {
         "experiment": experiment,
         "updated": latest,
         "dashboard": _dashboard(runs),
+        "chart": charts.overlay,
         "groups": list(groups.values()),
         "runs": shown_runs,  # in start order, across groups
         "evaluations": evaluations,
+        "benchmarks": benchmarks[:MAX_SUMMARY_BENCHMARKS],
+        "more_benchmarks": max(0, len(benchmarks) - MAX_SUMMARY_BENCHMARKS),
         "in_progress": Status.IN_PROGRESS.value,
     }
