@@ -3,52 +3,79 @@
     python bench/scale.py [--sizes 10 100 1000] [--adds 20]
 
 Builds experiments of 10, 100 and 1,000 runs (saved run states with a realistic parameters table,
-each with 5 evaluations), then prints for each size:
+5 evaluations and a logged history each, so every run has a chart), then prints for each size:
 
-- the time to add one evaluation: the durable write of its state (``store.add_evaluations``), and
-  the whole API call ``add_evaluation`` including the re-render of the report;
-- the time to re-render the report from the saved state;
-- the report's size on disk.
+- the time to add one evaluation: the durable write of its state (``store.add_evaluations``), the
+  whole API call ``add_evaluation`` including the re-render of the report and its charts, and
+  ``trl-report add-eval`` end to end in a new process;
+- the time to re-render the report when nothing changed, and with the caches removed;
+- the report's size on disk;
 
-Targets at 1,000 runs: adding one evaluation under 100 ms, and growth no worse than linear.
+and the time to draw and write one run's chart.
+
+Targets at 1,000 runs: ``add_evaluation()`` 50 ms or less, ``trl-report add-eval`` under 150 ms,
+at most 5 ms per chart written.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+from trl_reporter import charts as chart_data
+from trl_reporter import sections
+from trl_reporter._fs import atomic_write
 from trl_reporter.catalog import find_run
+from trl_reporter.history import History
 from trl_reporter.maintenance import add_evaluation
 from trl_reporter.records import Evaluation, Link, RunRecord, Source, Status, TrackioInfo
 from trl_reporter.store import ExperimentStore
 from trl_reporter.template import renderer
 
-PARAMS = [
-    ("Trainer", "SFTTrainer (trl 1.16.0, transformers 5.24.0, torch 2.13.0)"),
-    ("Learning Rate", "2e-05"),
-    ("Batch Size (per device)", "8"),
-    ("Gradient Accumulation Steps", "4"),
-    ("Effective Batch Size", "32 (8 × 4 × 1 device)"),
-    ("Epochs", "3.0"),
-    ("Optimizer", "adamw_torch_fused"),
-    ("LR Scheduler", "linear, warmup ratio 0.03"),
-    ("Weight Decay", "0.0"),
-    ("Max Grad Norm", "1.0"),
-    ("Precision", "bf16"),
-    ("Seed", "42"),
-    ("Max Sequence Length", "1024"),
-    ("Packing", "no"),
-    ("Gradient Checkpointing", "yes"),
-    ("Parameters", "494,032,768 (all trainable)"),
-    ("Devices", "1 × NVIDIA A10G"),
-]
+
+def parameters(i: int) -> list[tuple[str, object]]:
+    """A realistic curated table; runs differ in learning rate and, now and then, batch size."""
+    return [
+        ("trainer", {"class": "SFTTrainer", "versions": [["trl", "1.16.0"], ["transformers", "5.24.0"]]}),
+        ("learning_rate", [1e-5, 2e-5, 5e-5][i % 3]),
+        ("batch_size", 8 if i % 10 else 16),
+        ("gradient_accumulation", 4),
+        ("effective_batch_size", {"per_device": 8 if i % 10 else 16, "accumulation": 4, "devices": 1}),
+        ("epochs", 3.0),
+        ("optimizer", "adamw_torch_fused"),
+        ("scheduler", {"type": "linear", "warmup_ratio": 0.03}),
+        ("weight_decay", 0.0),
+        ("max_grad_norm", 1.0),
+        ("precision", {"kind": "bf16", "tf32": False}),
+        ("seed", 42),
+        ("max_length", 1024),
+        ("packing", False),
+        ("gradient_checkpointing", True),
+        ("parameters", {"total": 494_032_768, "trainable": 494_032_768}),
+        ("devices", {"count": 1, "kind": "NVIDIA A10G"}),
+    ]
 
 
-def build(root: Path, runs: int) -> ExperimentStore:
+def curves(i: int, steps: int = 1233) -> History:
+    """A run's history as training logs it: loss every 10 steps, eval metrics every 100."""
+    kept = History()
+    for step in range(10, steps + 1, 10):
+        kept.add("loss", step, 2.5 / (1 + step / 300) + 0.6 + (i % 7) / 100 + 0.02 * math.sin(step))
+        if step % 100 == 0:
+            kept.add("eval_loss", step, 2.4 / (1 + step / 300) + 0.7)
+            kept.add("eval_mean_token_accuracy", step, 0.5 + step / 5000)
+    return kept
+
+
+def build(root: Path, runs: int, *, charts: bool = True) -> ExperimentStore:
     store = ExperimentStore(root, f"scale-{runs}")
     t0 = 1_764_250_000.0
     for i in range(runs):
@@ -59,7 +86,7 @@ def build(root: Path, runs: int) -> ExperimentStore:
             started_at=t0 + 60 * i,
             base_model=Link("Qwen/Qwen2.5-0.5B", "https://huggingface.co/Qwen/Qwen2.5-0.5B"),
             dataset=Link("trl-lib/Capybara", "https://huggingface.co/datasets/trl-lib/Capybara"),
-            parameters=PARAMS,
+            parameters=parameters(i),
             changed_arguments=[("logging_steps", "25"), ("eval_steps", "100")],
             host="gpu-box",
             pid=1000 + i,
@@ -72,7 +99,10 @@ def build(root: Path, runs: int) -> ExperimentStore:
         )
         record.finish(Status.SUCCESS, at=t0 + 60 * i + 3600)
         record.set_metric("eval_loss", 1.1 + i / 1e4, step=1233, job_link=None)
-        store.save_run(record)
+        history = curves(i) if charts else None
+        if history is not None:
+            record.curves, record.trend = history.names(), history.trend()
+        store.save_run(record, history)
         store.add_evaluations(
             record.key,
             [
@@ -89,18 +119,26 @@ def build(root: Path, runs: int) -> ExperimentStore:
     return store
 
 
+def median_ms(samples: list[float]) -> str:
+    return f"{1000 * statistics.median(samples):.1f} ms"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--adds", type=int, default=20)
+    parser.add_argument("--no-charts", action="store_true", help="runs without histories")
     options = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-scale-")) / "training_reports"
+    cli = [str(Path(sys.executable).with_name("trl-report"))]
+    print(f"charts: {'off' if options.no_charts else 'on'}; medians")
     print(
-        "| Runs | Add one evaluation: state write (median) | add_evaluation() with re-render (median) | Re-render (median) | Report size |"
+        "| Runs | State write | add_evaluation() with re-render | trl-report add-eval (process) "
+        "| Re-render, nothing changed | Render, caches cold | Report size |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for size in options.sizes:
-        store = build(root, size)
+        store = build(root, size, charts=not options.no_charts)
         record = find_run(store, "run-00000")
         writes = []
         for k in range(options.adds):
@@ -108,20 +146,48 @@ def main() -> None:
             store.add_evaluations(record.key, [Evaluation(f"extra-{k}", 0.1, source=Source.API)])
             writes.append(time.perf_counter() - start)
         full = []
-        for k in range(max(3, options.adds // 4)):
+        for k in range(options.adds):
             start = time.perf_counter()
-            add_evaluation(store.experiment, "run-00001", f"full-{k}", 0.2, report_dir=root)
+            add_evaluation(store.experiment, "run-00001", f"full-{k % 3}", 0.2 + k / 100, report_dir=root)
             full.append(time.perf_counter() - start)
+        command = []
+        # As installed by pip: modules compiled once, not on every start (PYTHONDONTWRITEBYTECODE off).
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        for k in range(max(5, options.adds // 2) + 1):
+            args = ["add-eval", store.experiment, "run-00002", "--benchmark", f"cli-{k % 3}", "--score", "0.3"]
+            start = time.perf_counter()
+            subprocess.run([*cli, "--report-dir", str(root), *args], check=True, capture_output=True, env=env)
+            if k:  # the first call compiles the modules, as pip would at install time
+                command.append(time.perf_counter() - start)
         renders = []
         render = renderer()
         for _ in range(5):
             start = time.perf_counter()
             store.render(render, timeout=30)
             renders.append(time.perf_counter() - start)
+        cold = []
+        for _ in range(3):
+            shutil.rmtree(sections.cache_dir_for(store.state_dir), ignore_errors=True)
+            start = time.perf_counter()
+            store.render(renderer(), timeout=30)
+            cold.append(time.perf_counter() - start)
         size_bytes = store.report_path.stat().st_size
         print(
-            f"| {size:,} | {1000 * statistics.median(writes):.2f} ms | {1000 * statistics.median(full):.1f} ms "
-            f"| {1000 * statistics.median(renders):.1f} ms | {size_bytes / 1024:,.0f} KiB |"
+            f"| {size:,} | {median_ms(writes)} | {median_ms(full)} | {median_ms(command)} | {median_ms(renders)} "
+            f"| {median_ms(cold)} | {size_bytes / 1024:,.0f} KiB |"
+        )
+    if not options.no_charts:
+        draw = renderer().draw_chart
+        history = curves(0, 100_000)
+        target = root / "chart.svg"
+        times = []
+        for _ in range(20):
+            start = time.perf_counter()
+            atomic_write(target, draw(chart_data.run_chart("run: loss by step", history.series) or {}), durable=False)
+            times.append(time.perf_counter() - start)
+        print(
+            f"One run chart drawn and written (100,000 steps logged, {sum(map(len, history.series.values()))} points "
+            f"kept, {target.stat().st_size / 1024:.0f} KiB): {median_ms(times)}"
         )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from trl_reporter import markdown as md
+from trl_reporter import sections
 from trl_reporter.chartfiles import Charts
 from trl_reporter.records import Evaluation, Failure, FailureReason, Link, RunRecord, Source, Status, TrackioInfo
 from trl_reporter.template import duration, renderer, score
@@ -191,13 +192,16 @@ def test_scores_keep_four_significant_digits() -> None:
 def test_cached_run_sections_give_the_same_bytes_and_follow_changes(tmp_path: Path) -> None:
     cache = tmp_path / "sections"
     runs = golden_runs()
+    sections.forget()  # what earlier renders of these runs left in this process's memory
     fresh = renderer()("qwen-capybara-sft", runs)
     assert renderer()("qwen-capybara-sft", runs, cache_dir=cache) == fresh  # fills the cache
-    assert len(list(cache.glob("*.json"))) == len(runs)
+    sections.forget()  # written at exit, or now
+    pack = cache / "parts.pack"
+    assert pack.read_bytes().count(b"\n## ") == 0 and pack.read_bytes().count(b"### `") == len(runs)
     assert renderer()("qwen-capybara-sft", runs, cache_dir=cache) == fresh  # read back from it
 
-    for entry in cache.glob("*.json"):  # a torn or foreign entry is a miss, never output
-        entry.write_text('["<script>", 1]')
+    sections.forget()  # a torn or foreign cache is a miss, never output
+    pack.write_bytes(pack.read_bytes().replace(b"Success", b"<script>"))
     assert renderer()("qwen-capybara-sft", runs, cache_dir=cache) == fresh
 
     runs[0].final_loss = 0.5
@@ -248,11 +252,12 @@ def test_state_written_by_trl_reporter_0_1_reads_and_renders_as_it_did(tmp_path:
 def test_an_error_inside_a_run_is_named_not_hidden_as_a_missing_attribute(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import trl_reporter._fs as fs
+    from trl_reporter import view
 
-    def broken_write(path: Path, data: str) -> None:  # an old signature: no durable=
-        raise AssertionError("not reached")
+    def broken(run: RunRecord, part: dict) -> dict:
+        raise KeyError("a lookup deep inside")  # what jinja would read as "no such item"
 
-    monkeypatch.setattr(fs, "atomic_write", broken_write)
+    monkeypatch.setattr(view, "run_view", broken)
+    sections.forget()
     with pytest.raises(RuntimeError, match="rendering run 'run-1764250000' failed"):
         renderer()("qwen-capybara-sft", golden_runs(), cache_dir=tmp_path)

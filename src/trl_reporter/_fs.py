@@ -43,8 +43,9 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def atomic_write(path: Path, data: str, *, durable: bool = True) -> None:
-    """Write ``data`` (UTF-8) to ``path`` so that readers and crashes see all of it or none of it.
+def atomic_write(path: Path, data: str | bytes, *, durable: bool = True) -> None:
+    """Write ``data`` (text as UTF-8) to ``path`` so that readers and crashes see all of it or none
+    of it.
 
     ``durable=False`` skips the fsyncs, for files that are only a cache (and check their own
     content): after a power loss they may be missing or torn, which the cache then ignores."""
@@ -55,7 +56,7 @@ def atomic_write(path: Path, data: str, *, durable: bool = True) -> None:
         with os.fdopen(fd, "wb") as fh:
             # Lone surrogates (undecodable file names) cannot be UTF-8: keep them as \udcff escapes
             # rather than lose the whole write.
-            fh.write(data.encode("utf-8", "backslashreplace"))
+            fh.write(data if isinstance(data, bytes) else data.encode("utf-8", "backslashreplace"))
             if durable:
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -21,9 +21,9 @@ from typing import Any
 from urllib.parse import quote
 
 from . import _fs, charts
+from .facts import RunSource
 from .history import History
 from .naming import is_safe_key
-from .records import RunRecord
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,14 @@ class Charts:
 
     runs: dict[str, str] = field(default_factory=dict)
     overlay: str | None = None
+
+
+def _names(folder: Path) -> set[str]:
+    try:
+        with os.scandir(folder) as entries:
+            return {e.name for e in entries}
+    except OSError:
+        return set()
 
 
 def _identity(path: Path) -> list[int] | None:
@@ -68,52 +76,68 @@ class ChartWriter:
         self._index: dict[str, Any] = self._read_index()
         self.written = 0
 
-    def update(self, runs: list[RunRecord]) -> Charts:
-        """Draw what changed, remove charts of runs that are gone; returns what the report links."""
+    def update(self, runs: list[RunSource], *, check: bool = False) -> Charts:
+        """Draw what changed, remove charts of runs that are gone; returns what the report links.
+
+        A run whose files are as they were when its chart was drawn is not looked at again
+        (``check`` looks anyway: a full render redraws every chart whose bytes would differ).
+        """
         found = Charts()
         runs_dir = self.chart_dir / "runs"
         if self.chart_dir.is_symlink() or runs_dir.is_symlink():
             logger.warning("trl-reporter: not writing charts through the symlink %s", self.chart_dir)
             return found
-        index: dict[str, Any] = {}
-        overlay_inputs: list[tuple[RunRecord, list[int]]] = []
-        for run in runs:
-            identity = _identity(self._history_path(run.key)) if run.curves else None
-            if identity is None:
+        present = _names(runs_dir)
+        prefix = f"{quote(self.chart_dir.name)}/runs/"
+        index = {} if check else dict(self._index)
+        kept: set[str] = set()
+        overlay_inputs: list[tuple[str, str, list[int] | None]] = []
+        for source in runs:
+            run = source.facts
+            key, name, slot = run["key"], run["name"], f"run:{run['key']}"
+            if not run["curves"]:
                 continue
-            if "loss" in run.curves:
-                overlay_inputs.append((run, identity))
-            target = runs_dir / f"{run.key}.svg"
-            stamp = [self._digest, run.run_name, identity]
-            if self._fresh(f"run:{run.key}", stamp, target) or self._write_run(run, target):
-                index[f"run:{run.key}"] = [*stamp, _identity(target)]
-                found.runs[run.key] = f"{quote(self.chart_dir.name)}/runs/{quote(run.key)}.svg"
+            kept.add(slot)
+            entry: list[Any] = index.get(slot) or []
+            same = len(entry) == 4 and entry[:2] == [self._digest, name] and f"{key}.svg" in present
+            if same and source.identity is not None and entry[3] == source.identity:
+                history: list[int] | None = entry[2]  # the run's files are as they were: so is its chart
+            else:
+                history = _identity(self._history_path(key))
+                if history is None:
+                    continue
+                if not (same and entry[2] == history):
+                    if not self._write_run(key, name, runs_dir / f"{key}.svg"):
+                        continue
+                    index[slot] = [self._digest, name, history, source.identity]
+            if "loss" in run["curves"]:
+                overlay_inputs.append((key, name, history))
+            found.runs[key] = f"{prefix}{key}.svg"  # a run key is URL-safe (naming.is_safe_key)
         overlay_inputs = overlay_inputs[-charts.MAX_OVERLAY_RUNS :]
         target = self.chart_dir / OVERLAY
-        stamp = [self._digest, [[r.key, r.run_name, i] for r, i in overlay_inputs]]
-        if overlay_inputs and (self._fresh("overlay", stamp, target) or self._write_overlay(overlay_inputs, target)):
-            index["overlay"] = [*stamp, _identity(target)]
-            found.overlay = f"{quote(self.chart_dir.name)}/{OVERLAY}"
+        stamp = [self._digest, [list(i) for i in overlay_inputs]]
+        if overlay_inputs:
+            fresh = index.get("overlay") == stamp and target.is_file()
+            if fresh or self._write_overlay(overlay_inputs, target):
+                index["overlay"] = stamp
+                found.overlay = f"{quote(self.chart_dir.name)}/{OVERLAY}"
+        index = {slot: entry for slot, entry in index.items() if slot in kept or (slot == "overlay" and found.overlay)}
         self._prune(runs_dir, set(found.runs), keep_overlay=found.overlay is not None)
         if index != self._index:
             self._write_index(index)
         return found
 
-    def _fresh(self, name: str, stamp: list[Any], target: Path) -> bool:
-        entry = self._index.get(name)
-        return isinstance(entry, list) and entry[:-1] == stamp and entry[-1] == _identity(target) is not None
-
-    def _write_run(self, run: RunRecord, target: Path) -> bool:
-        history = self._load_history(run.key)
-        data = charts.run_chart(f"{run.run_name}: loss by step", history.series) if history else None
+    def _write_run(self, key: str, name: str, target: Path) -> bool:
+        history = self._load_history(key)
+        data = charts.run_chart(f"{name}: loss by step", history.series) if history else None
         return data is not None and self._write(target, self._draw(data))
 
-    def _write_overlay(self, inputs: list[tuple[RunRecord, list[int]]], target: Path) -> bool:
+    def _write_overlay(self, inputs: list[tuple[str, str, list[int] | None]], target: Path) -> bool:
         lines = []
-        for run, _ in inputs:
-            history = self._load_history(run.key)
+        for key, name, _ in inputs:
+            history = self._load_history(key)
             if history is not None:
-                lines.append((run.run_name, history.series.get("loss", [])))
+                lines.append((name, history.series.get("loss", [])))
         data = charts.overlay_chart("Training loss of every run", lines)
         return data is not None and self._write(target, self._draw(data))
 
@@ -148,7 +172,10 @@ class ChartWriter:
             data = json.loads(self._index_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
-        return data if isinstance(data, dict) else {}
+        if not isinstance(data, dict):
+            return {}
+        # Entries of another shape (an older trl-reporter, a torn write) are redrawn.
+        return {k: v for k, v in data.items() if k == "overlay" or (isinstance(v, list) and len(v) == 4)}
 
     def _write_index(self, index: dict[str, Any]) -> None:
         if self._index_path is None:

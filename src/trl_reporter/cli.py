@@ -146,8 +146,8 @@ def _list(args: argparse.Namespace, root: Path) -> int:
         return 0
     rows = []
     for store in stores:
-        runs = store.load_runs()
-        counts = {s: sum(r.status is s for r in runs) for s in Status}
+        runs = [source.facts for source in store.sources()]
+        counts = {s: sum(r["status"] == s.value for r in runs) for s in Status}
         rows.append(
             [_plain(store.experiment), str(len(runs)), *(str(counts[s]) for s in Status), store.report_path.name]
         )

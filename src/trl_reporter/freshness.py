@@ -29,11 +29,17 @@ def count_change(state_dir: Path) -> None:
         os.close(fd)
 
 
+def quick_stamp(state_dir: Path) -> list[object]:
+    """The part of :func:`state_stamp` that every change trl-reporter saves moves (the generation),
+    and the folders' own times: whether anything was saved since, in three ``stat`` calls."""
+    evals = state_dir / "evals"
+    return [_stat(state_dir / GENERATION)[1], _stat(state_dir / "runs")[0], _stat(evals)[0]]
+
+
 def state_stamp(state_dir: Path) -> list[object]:
     """What identifies the saved state of one experiment now."""
-    stamp: list[object] = [_stat(state_dir / GENERATION)[1]]
+    stamp = quick_stamp(state_dir)
     evals = state_dir / "evals"
-    stamp += [_stat(state_dir / "runs")[0], _stat(evals)[0]]
     try:
         with os.scandir(evals) as entries:
             stamp += sorted([e.name, e.stat().st_mtime_ns] for e in entries if e.is_dir(follow_symlinks=False))
@@ -43,8 +49,9 @@ def state_stamp(state_dir: Path) -> list[object]:
 
 
 def mark_rendered(state_dir: Path, report: Path, stamp: list[object]) -> None:
-    """Record that ``report`` was just rendered from the state ``stamp`` describes."""
-    _fs.atomic_write(state_dir / RENDERED, json.dumps(_marker(report, stamp)) + "\n")
+    """Record that ``report`` was just rendered from the state ``stamp`` describes (not durably:
+    a marker lost in a crash only makes the next command render again)."""
+    _fs.atomic_write(state_dir / RENDERED, json.dumps(_marker(report, stamp)) + "\n", durable=False)
 
 
 def is_behind(state_dir: Path, report: Path) -> bool:

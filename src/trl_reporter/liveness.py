@@ -56,4 +56,12 @@ def last_sign_of_life(run: RunRecord) -> float:
 
 def stale(run: RunRecord, now: float) -> bool:
     """An unfinished run that has said nothing for :data:`STALE_AFTER` seconds before ``now``."""
-    return not run.status.is_final and now - last_sign_of_life(run) > STALE_AFTER
+    return quiet(run.status.is_final, run.started_at, run.heartbeat_at, now) is not None
+
+
+def quiet(final: bool, started: float, heartbeat: float | None, now: float | None) -> tuple[float, float] | None:
+    """``(last sign of life, seconds quiet)`` of an unfinished run that is stale at ``now``."""
+    seen = max(started, heartbeat) if heartbeat is not None else started
+    if final or now is None or now - seen <= STALE_AFTER:
+        return None
+    return seen, now - seen

@@ -43,8 +43,12 @@ def reconcile(stores: Iterable[ExperimentStore], render: RenderFn, *, timeout: f
     changed: list[RunRecord] = []
     for store in stores:
         dead = []
-        for suspect in store.load_runs():
-            if suspect.status is not Status.IN_PROGRESS or not liveness.vanished(suspect, host, this_host):
+        # Only a run In Progress on this host can have vanished here: its facts tell, cheaply.
+        for source in store.sources():
+            if source.facts["status"] != Status.IN_PROGRESS.value or source.facts["host"] != host:
+                continue
+            suspect = store.load_run(source.facts["key"])
+            if suspect is None or suspect.status.is_final or not liveness.vanished(suspect, host, this_host):
                 continue
             run = store.load_run(suspect.key)  # the process is gone: this read is its last word
             if run is None or run.status.is_final:
@@ -67,8 +71,10 @@ def catch_up(stores: Iterable[ExperimentStore], render: RenderFn, *, timeout: fl
 
 
 def rerender(store: ExperimentStore, render: RenderFn, *, timeout: float) -> None:
-    """Re-render a report from its saved state; :class:`StoreError` if another writer holds it."""
-    if not store.render(render, timeout=timeout):
+    """Re-render a report from all of its saved state, every run read again (a file edited in
+    place keeps its folder's time, which the facts cache goes by); :class:`StoreError` if another
+    writer holds the lock."""
+    if not store.render(render, timeout=timeout, full=True):
         raise StoreError(f"the report of {store.experiment!r} is locked by another writer; try again")
 
 

@@ -1,4 +1,4 @@
-"""Which way is better for a metric, and how sure that is.
+"""Which way is better for a metric, how sure that is, and so which score is the best.
 
 A direction is known only from the tool that produced the score (lm-evaluation-harness's
 ``higher_is_better``) or from a name that says it: losses, perplexities and error rates are
@@ -8,7 +8,14 @@ reward margin, a length) has no better direction, and no score of it is called t
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Sequence
+from typing import Any
+
+from .records import Source
+
+_TRAINER = Source.TRAINER.value
 
 LOWER = "lower"
 HIGHER = "higher"
@@ -73,3 +80,32 @@ def direction(name: str, higher_is_better: bool | None = None) -> tuple[str | No
     if any(f"_{w}_" in words for w in _HIGHER_WORDS):
         return HIGHER, "name"
     return None, None
+
+
+def in_experiment_table(benchmark: str, source: str) -> bool:
+    """Benchmark scores, and of the trainer's own metrics its eval_loss: the rest (token accuracy,
+    entropy, ...) stays in the run's section."""
+    return source != _TRAINER or benchmark == "eval_loss"
+
+
+def best_scores(facts: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    """``benchmark -> [best score, direction, where the direction came from]`` for every benchmark
+    of the experiment table that at least two runs share and whose better direction is known."""
+    by_benchmark: dict[str, list[tuple[float, bool | None]]] = {}
+    for run in facts:
+        for benchmark, score, higher_is_better, source in run["scores"]:
+            # in_experiment_table and is_finite_number, inlined: this runs for every score.
+            if (
+                (source != _TRAINER or benchmark == "eval_loss")
+                and type(score) in (int, float)
+                and math.isfinite(score)
+            ):
+                by_benchmark.setdefault(benchmark, []).append((score, higher_is_better))
+    best = {}
+    for name, scored in by_benchmark.items():
+        given = next((h for _, h in scored if h is not None), None)
+        way, source = direction(name, given)
+        if len(scored) >= 2 and way is not None and source is not None:
+            pick = min if way == LOWER else max
+            best[name] = [pick(value for value, _ in scored), way, source]
+    return best

@@ -8,6 +8,7 @@ a file that fails is skipped with a warning that names it, once per process.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from ._fs import read_json
@@ -63,24 +64,29 @@ def read_run(path: Path) -> RunRecord | None:
 
 
 def attach_evaluations(evals_dir: Path, runs: list[RunRecord]) -> None:
-    """Add the evaluations stored beside each run (API, CLI, imported results)."""
-    by_key = {r.key: r for r in runs}
-    batches: list[tuple[str, RunRecord, Path, list[object]]] = []
-    for path in evals_dir.glob("*/*.json"):
-        run = by_key.get(path.parent.name)
-        if run is None:
+    """Add the evaluations stored beside each run (API, CLI, imported results), in the order they
+    were added (their file names sort by time). A folder that is a symlink is not followed."""
+    for run in runs:
+        folder = evals_dir / run.key
+        try:
+            with os.scandir(folder) as entries:
+                names = sorted(e.name for e in entries if e.name.endswith(".json") and e.is_file(follow_symlinks=False))
+        except OSError:
+            continue  # no evaluations (or not a folder)
+        if folder.is_symlink():
+            warn_skip(folder, "a symlink, not a folder of evaluations")
             continue
-        data = read_json(path)
-        if not is_safe_key(path.stem) or data is None or not isinstance(data.get("evaluations"), list):
-            warn_skip(path, "not an evaluations file trl-reporter can read")
-            continue
-        batches.append((path.name, run, path, data["evaluations"]))
-    for _, run, path, rows in sorted(batches, key=lambda b: b[0]):
-        for row in rows:
-            try:
-                run.evaluations.append(load_evaluation(row))
-            except RecordError as exc:
-                warn_skip(path, f"an evaluation in it: {exc}")
+        for name in names:
+            path = folder / name
+            data = read_json(path)
+            if not is_safe_key(path.stem) or data is None or not isinstance(data.get("evaluations"), list):
+                warn_skip(path, "not an evaluations file trl-reporter can read")
+                continue
+            for row in data["evaluations"]:
+                try:
+                    run.evaluations.append(load_evaluation(row))
+                except RecordError as exc:
+                    warn_skip(path, f"an evaluation in it: {exc}")
 
 
 def read_history(path: Path) -> History | None:

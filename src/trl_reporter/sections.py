@@ -1,10 +1,11 @@
 """Each run's part of a report, rendered once and reused while the run is unchanged.
 
-A run's section and its rows of the experiment's evaluations table are made from the run's view
-data, the templates and the rendering code, and nothing else; the digest of all of these names a
-cache entry, kept in memory and in this user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``,
-under ``trl-reporter/sections/``), one folder per experiment. An experiment of a thousand runs then
-re-renders only the runs that changed. The cache is never inside the report directory: what is
+A run's section, its rows of the experiment's evaluations table and its row of the summary are
+made from the run's view data, the templates and the rendering code, and nothing else; the digest
+of all of these names a cache entry, kept in memory and in this user's cache folder
+(``$XDG_CACHE_HOME`` or ``~/.cache``, under ``trl-reporter/sections/``), one folder per
+experiment, where one file (``parts.pack``) holds the parts of the experiment's last render. An
+experiment of a thousand runs then re-renders only the runs that changed. The cache is never inside the report directory: what is
 there is committed, merged and pulled, and a cached section is emitted as it is, so it must never
 come from a stranger. A cache entry that cannot be read or written only costs the next render its
 time.
@@ -12,16 +13,20 @@ time.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
-import json
 import os
-from collections.abc import Iterator, Mapping
+import zlib
+from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+import jinja2
 from markupsafe import Markup
 
-from . import _fs
+from . import _fs, view
+from .facts import RunSource
 
 
 def cache_dir_for(state_dir: Path, environ: Mapping[str, str] = os.environ) -> Path:
@@ -37,121 +42,176 @@ Parts = tuple[Markup, ...]
 
 
 class _Owner(Protocol):
-    """What the parts need from the renderer: its memory, its digest and its run macros."""
-
-    _memory: dict[str, Parts]
+    """What the parts need from the renderer: its digest and its run macros."""
 
     def digest(self) -> str: ...
 
     def _run_module(self) -> Any: ...
 
 
-class RunParts:
-    """Each run's (section, evaluation rows), produced on first use, from the caches if there."""
+# Rendered parts by digest, shared by every renderer of this process (the digest names the
+# templates and code too), so that repeated API calls re-render only what changed.
+# Each entry also names the cache folders known to hold it, so a part found in memory still
+# reaches the disk cache of another experiment folder (and the next process).
+_MEMORY: OrderedDict[str, tuple[Parts, str, set[str]]] = OrderedDict()
+_MEMORY_ENTRIES = 20_000
 
-    def __init__(self, renderer: _Owner, runs: dict[str, dict[str, Any]], cache_dir: Path | None) -> None:
+
+def forget() -> None:
+    """Write what is pending, and empty this process's memory of rendered parts."""
+    _flush_all()
+    _MEMORY.clear()
+
+
+class RunParts:
+    """Each run's parts, produced on first use, from the caches if there.
+
+    A run whose saved state has an identity is looked up by that identity and what its slice of
+    the experiment depends on, without reading its record; any other run by its whole view data.
+    """
+
+    def __init__(
+        self,
+        renderer: _Owner,
+        runs: dict[str, RunSource],
+        slices: dict[str, dict[str, Any]],
+        depends: dict[str, str],
+        cache_dir: Path | None,
+    ) -> None:
         self._renderer = renderer
         self.runs = runs
+        self._slices = slices
+        self._depends = depends
         self._cache_dir = cache_dir
-        self._used: set[str] = set()
-        self._done: dict[str, Parts] = {}
+        self._kept: dict[str, Parts] = {}  # this render's parts, by digest
+        self._pack: dict[str, Parts] | None = None
+        self._wrote = 0
 
-    def view(self, index: int) -> PartView:
-        return PartView(self, index)
+    def all(self) -> dict[str, Parts]:
+        """Every run's parts, by run key. An error inside one run's rendering names the run."""
+        done = {}
+        for key in self.runs:
+            try:
+                done[key] = self._produce(key)
+            except jinja2.TemplateError:
+                raise  # the template's own error: the renderer says which template
+            except Exception as exc:
+                raise RuntimeError(f"rendering run {key!r} failed: {exc!r}") from exc
+        return done
 
-    def run_keys(self) -> Iterator[str]:
-        return iter(self.runs)
-
-    def get(self, key: str) -> Parts:
-        if key not in self._done:
-            self._done[key] = self._produce(self.runs[key])
-        return self._done[key]
-
-    def _produce(self, run: dict[str, Any]) -> Parts:
-        # The view's data is plain and built in a fixed order, so its repr identifies it.
-        digest = hashlib.sha256((self._renderer.digest() + repr(run)).encode("utf-8", "surrogatepass")).hexdigest()
-        self._used.add(digest)
-        memory = self._renderer._memory
-        if digest in memory:
-            return memory[digest]
-        found = self._read(digest)
-        if found is None:
-            module = self._renderer._run_module()
-            found = tuple(Markup(getattr(module, name)(run)) for name in PART_MACROS)
-            self._write(digest, found)
-        if len(memory) > 4 * len(self.runs) + 64:
-            memory.clear()
-        memory[digest] = found
+    def _produce(self, key: str) -> Parts:
+        source, data = self.runs[key], None
+        if source.identity is not None:
+            made_of = f"{source.identity}\0{self._depends[key]}"
+        else:
+            # The view's data is plain and built in a fixed order, so its repr identifies it.
+            data = view.run_view(source.load(), self._slices[key])
+            made_of = repr(data)
+        name = self._renderer.digest() + made_of
+        folder = str(self._cache_dir)
+        remembered = _MEMORY.get(name)
+        if remembered is not None:
+            _MEMORY.move_to_end(name)
+            found, digest, stored = remembered
+            if folder not in stored and self._read(digest) is None:
+                self._write(digest, found)
+            stored.add(folder)
+        else:
+            digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+            read = self._read(digest)
+            if read is not None:
+                found = read
+            else:
+                if data is None:
+                    data = view.run_view(source.load(), self._slices[key])
+                module = self._renderer._run_module()
+                found = tuple(Markup(getattr(module, macro)(data)) for macro in PART_MACROS)
+                self._write(digest, found)
+            _MEMORY[name] = (found, digest, {folder})
+            while len(_MEMORY) > _MEMORY_ENTRIES:
+                _MEMORY.popitem(last=False)
+        self._kept[digest] = found
         return found
 
     def _read(self, digest: str) -> Parts | None:
-        if self._cache_dir is None:
-            return None
-        try:
-            data = json.loads((self._cache_dir / f"{digest}.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        if not (isinstance(data, list) and len(data) == len(PART_MACROS) + 1 and all(isinstance(p, str) for p in data)):
-            return None
-        *parts, check = data
-        if check != _check(digest, parts):
-            return None  # torn by a crash (cache writes skip fsync), or not written by us
-        return tuple(Markup(part) for part in parts)
+        if self._pack is None:
+            self._pack = _read_pack(self._cache_dir / _PACK) if self._cache_dir is not None else {}
+        return self._pack.get(digest)
 
     def _write(self, digest: str, parts: Parts) -> None:
-        if self._cache_dir is None:
-            return
-        texts = [str(part) for part in parts]
-        try:
-            self._cache_dir.mkdir(parents=True, exist_ok=True)
-            entry = json.dumps([*texts, _check(digest, texts)])
-            _fs.atomic_write(self._cache_dir / f"{digest}.json", entry, durable=False)
-        except OSError:
-            pass  # a cache that cannot be written only costs the next render its time
+        self._wrote += 1
 
     def prune(self) -> None:
-        """Remove entries no run used, once they outnumber the runs: an experiment's cache stays
-        about its own size."""
+        """Keep, in the experiment's cache file, the parts of this render and nothing else.
+
+        Writing a thousand runs' parts costs more than rendering a few of them again, so a render
+        that made only a few new parts leaves the file to be written when the process exits (or by
+        a later render that made many): a process killed before then costs the next one those few.
+        """
         if self._cache_dir is None:
             return
-        _fs.clean_temp_files(self._cache_dir)
-        try:
-            entries = list(self._cache_dir.glob("*.json"))
-        except OSError:
-            return
-        if len(entries) > 2 * len(self.runs) + 64:
-            for entry in entries:
-                if entry.stem not in self._used:
-                    try:
-                        entry.unlink()
-                    except OSError:
-                        pass
+        if not self._wrote and str(self._cache_dir) not in _PENDING:
+            return  # every part came from the cache file: it holds them already
+        _PENDING[str(self._cache_dir)] = self._kept
+        if self._wrote >= _WRITE_NOW:
+            _flush(str(self._cache_dir))
+        elif not _PENDING_AT_EXIT:
+            _PENDING_AT_EXIT.append(True)
+            atexit.register(_flush_all)
 
 
-class PartView(Mapping[str, Markup]):
-    """``sections``, ``evaluation_rows`` or ``summary_rows`` as the page template reads them: by
-    run key."""
-
-    def __init__(self, parts: RunParts, index: int) -> None:
-        self._parts = parts
-        self._index = index
-
-    def __getitem__(self, key: str) -> Markup:
-        if key not in self._parts.runs:
-            raise KeyError(key)
-        try:
-            return self._parts.get(key)[self._index]
-        except (TypeError, LookupError) as exc:
-            # jinja reads a TypeError or LookupError from a subscript as "no such item" and tries
-            # an attribute instead, hiding the real error: name it.
-            raise RuntimeError(f"rendering run {key!r} failed: {exc!r}") from exc
-
-    def __iter__(self) -> Iterator[str]:
-        return self._parts.run_keys()
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self._parts.run_keys())
+# New parts from which a render writes the cache file at once, rather than at exit.
+_WRITE_NOW = 20
+_PENDING: dict[str, dict[str, Parts]] = {}
+_PENDING_AT_EXIT: list[bool] = []
 
 
-def _check(digest: str, parts: list[str]) -> str:
-    return hashlib.sha256("\0".join([digest, *parts]).encode("utf-8", "surrogatepass")).hexdigest()
+def _flush(folder: str) -> None:
+    parts = _PENDING.pop(folder, None)
+    if parts is None:
+        return
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        _fs.atomic_write(Path(folder) / _PACK, _pack(parts), durable=False)
+    except OSError:
+        pass  # a cache that cannot be written only costs the next render its time
+
+
+def _flush_all() -> None:
+    for folder in list(_PENDING):
+        _flush(folder)
+
+
+_PACK = "parts.pack"
+
+
+def _pack(parts: dict[str, Parts]) -> bytes:
+    """``digest len len len\n`` and the parts' text, for every entry, under a checksummed header."""
+    body = "".join(
+        f"{digest} {' '.join(str(len(p)) for p in found)}\n{''.join(found)}" for digest, found in parts.items()
+    )
+    data = body.encode("utf-8", "surrogatepass")
+    return f"trl-reporter parts {zlib.crc32(data):08x} {len(data)}\n".encode() + data
+
+
+def _read_pack(path: Path) -> dict[str, Parts]:
+    """The entries of a cache file; none if it is torn (cache writes skip fsync) or not ours."""
+    try:
+        header, _, data = path.read_bytes().partition(b"\n")
+        if header != f"trl-reporter parts {zlib.crc32(data):08x} {len(data)}".encode():
+            return {}
+        text = data.decode("utf-8", "surrogatepass")
+        entries: dict[str, Parts] = {}
+        at = 0
+        while at < len(text):
+            end = text.index("\n", at)
+            digest, *lengths = text[at:end].split(" ")
+            at = end + 1
+            found = []
+            for length in map(int, lengths):
+                found.append(Markup(text[at : at + length]))
+                at += length
+            entries[digest] = tuple(found)
+        return entries
+    except (OSError, ValueError):
+        return {}

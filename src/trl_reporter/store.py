@@ -32,6 +32,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
@@ -42,12 +43,14 @@ from . import _fs, freshness, sections
 from ._fs import read_json
 from .chartfiles import Charts, ChartWriter
 from .errors import RecordError, StoreError
+from .facts import RunSource
 from .history import History
 from .naming import is_safe_key, slug
 from .records import SCHEMA_VERSION, Evaluation, RunRecord, json_safe
 from .redact import clean_text, scrub
 from .runfiles import attach_evaluations, read_history, read_run
 from .schema import load_evaluation, load_run
+from .snapshot import Snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +66,12 @@ class RenderFn(Protocol):
     directory). Draws a chart's SVG from :mod:`~trl_reporter.charts` data."""
 
     def __call__(
-        self, experiment: str, runs: list[RunRecord], *, cache_dir: Path | None = None, charts: Charts | None = None
+        self,
+        experiment: str,
+        runs: Sequence[RunRecord | RunSource],
+        *,
+        cache_dir: Path | None = None,
+        charts: Charts | None = None,
     ) -> str: ...
 
     def draw_chart(self, data: dict[str, Any]) -> str: ...
@@ -230,7 +238,12 @@ class ExperimentStore:
 
     # -- report ---------------------------------------------------------------------------------
 
-    def render(self, renderer: RenderFn, *, timeout: float) -> bool:
+    def sources(self) -> list[RunSource]:
+        """Every readable run as a render needs it (its facts, read again only for runs whose files
+        changed), in start order."""
+        return Snapshot(self.runs_dir, self.evals_dir, sections.cache_dir_for(self.state_dir)).sources()
+
+    def render(self, renderer: RenderFn, *, timeout: float, full: bool = False) -> bool:
         """Re-render the markdown from the saved state under the lock.
 
         A change saved while rendering (by another process, or by a signal handler of this one)
@@ -245,8 +258,10 @@ class ExperimentStore:
             with self.lock(timeout):
                 for _ in range(_RENDER_ATTEMPTS):
                     before = freshness.state_stamp(self.state_dir)
-                    self.render_locked(renderer)
-                    if freshness.state_stamp(self.state_dir) == before:
+                    self.render_locked(renderer, full=full)
+                    # Every change saved meanwhile moved the quick part; one made behind trl-reporter's
+                    # back (a pull) leaves the report behind the full stamp, caught up next time.
+                    if freshness.quick_stamp(self.state_dir) == before[:3]:
                         # Only a render of a state that held still is marked: otherwise the
                         # report stays "behind", and the next writer or command renders again.
                         freshness.mark_rendered(self.state_dir, self.report_path, before)
@@ -255,12 +270,13 @@ class ExperimentStore:
             return False
         return True
 
-    def render_locked(self, renderer: RenderFn) -> None:
+    def render_locked(self, renderer: RenderFn, *, full: bool = False) -> None:
         """Re-render the charts that changed, then the markdown; the caller holds :meth:`lock`.
+        Only runs whose files changed are read again, unless ``full``: then every run is.
         Charts are a view of the state like the markdown: one that cannot be drawn (a full disk, a
         broken chart template) is left out of the report, with a warning, never the report."""
         cache_dir = sections.cache_dir_for(self.state_dir)
-        runs = self.load_runs()
+        runs: list[RunSource] = [RunSource.of(r) for r in self.load_runs()] if full else self.sources()
         try:
             writer = ChartWriter(
                 self.chart_dir,
@@ -270,7 +286,7 @@ class ExperimentStore:
                 renderer.chart_digest(),
                 cache_dir,
             )
-            drawn = writer.update(runs)
+            drawn = writer.update(runs, check=full)
         except Exception as exc:  # noqa: BLE001 - charts never cost the report
             logger.warning("trl-reporter: could not draw the charts of %r: %s", self.experiment, clean_text(str(exc)))
             drawn = Charts()

@@ -19,7 +19,7 @@ import hashlib
 import os
 import re
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -34,9 +34,15 @@ from . import formatting, view
 from . import markdown as md
 from .chartfiles import Charts
 from .errors import TemplateError
+from .facts import RunSource
 from .formatting import count, duration, plain, score, spark, utc
+from .metrics import in_experiment_table
 from .records import RunRecord
 from .sections import RunParts
+
+# How the page template reads each run's parts (run.md.j2's macros section, evaluation_rows and
+# summary_row), by run key.
+PART_NAMES = ("sections", "evaluation_rows", "summary_rows")
 
 __all__ = ["Renderer", "chosen_template", "count", "duration", "plain", "renderer", "score", "spark", "utc"]
 
@@ -91,6 +97,12 @@ def _attr(url: object) -> Markup:
     return Markup(md.attr(url))
 
 
+def _join(runs: Any, parts: Mapping[str, Markup], separator: str = "") -> Markup:
+    """The parts of ``runs`` (a run is anything with a ``key``) in order, with ``separator``
+    between: one call instead of a template loop over a thousand runs."""
+    return Markup(str(separator).join(str(parts[run["key"]]) for run in runs))
+
+
 def _image(path: object, alt: str) -> Markup:
     return Markup(md.image(alt, path))
 
@@ -121,6 +133,7 @@ def _svg_environment(template_dir: str | None) -> jinja2.Environment:
         auto_reload=False,
         finalize=_xml_text,
         keep_trailing_newline=True,
+        bytecode_cache=_bytecode_cache(),
     )
 
 
@@ -135,7 +148,9 @@ def _environment(template_dir: str | None) -> jinja2.Environment:
         auto_reload=False,  # templates are read once per process, as the section cache's digest assumes
         finalize=_escape,
         keep_trailing_newline=True,
+        bytecode_cache=_bytecode_cache(),
     )
+    env.globals["join"] = _join
     env.filters.update(
         cell=_cell,
         code=_code,
@@ -189,7 +204,6 @@ class Renderer:
         self._env = env
         self._svg = svg
         self._now = now
-        self._memory: dict[str, tuple[Markup, ...]] = {}
         self._digest: str | None = None
         self._chart_digest: str | None = None
 
@@ -205,17 +219,35 @@ class Renderer:
     def chart_digest(self) -> str:
         """What every chart depends on besides its data: the chart template and the drawing code."""
         if self._chart_digest is None:
-            self._chart_digest = _digest_of(self._svg.get_template(CHART_TEMPLATE).filename, chart_geometry.__file__)
+            code = Path(chart_geometry.__file__).read_text(encoding="utf-8")
+            self._chart_digest = _digest_of(_source(self._svg, CHART_TEMPLATE), code)
         return self._chart_digest
 
     def __call__(
-        self, experiment: str, runs: list[RunRecord], *, cache_dir: Path | None = None, charts: Charts | None = None
+        self,
+        experiment: str,
+        runs: Sequence[RunRecord | RunSource],
+        *,
+        cache_dir: Path | None = None,
+        charts: Charts | None = None,
     ) -> str:
-        data = view.report(experiment, runs, self._now, charts)
-        parts = RunParts(self, {run["key"]: run for run in data["runs"]}, cache_dir)
+        """The report of ``runs`` (records, or sources whose records are read only when their
+        section must be rendered), in start order."""
+        sources = [run if isinstance(run, RunSource) else RunSource.of(run) for run in runs]
+        identities = {s.facts["key"]: s.identity for s in sources if s.identity is not None}
+        data, slices, depends = view.context(experiment, [s.facts for s in sources], self._now, charts, identities)
+        data["evaluations"] = [
+            {"run": run, "benchmark": benchmark, "score": score}
+            for run, source in zip(data["runs"], sources)
+            for benchmark, score, _, origin in source.facts["scores"]
+            if in_experiment_table(benchmark, origin)
+        ]
+        parts = RunParts(self, {s.facts["key"]: s for s in sources}, slices, depends, cache_dir)
         try:
+            produced = parts.all()
             text = self._page.render(
-                **data, sections=parts.view(0), evaluation_rows=parts.view(1), summary_rows=parts.view(2)
+                **data,
+                **{name: {key: made[i] for key, made in produced.items()} for i, name in enumerate(PART_NAMES)},
             )
         except jinja2.exceptions.SecurityError as exc:
             raise TemplateError(f"report template tried something unsafe and was stopped: {exc}") from exc
@@ -230,18 +262,43 @@ class Renderer:
     def digest(self) -> str:
         """What every run's output depends on besides its data: the templates and this code."""
         if self._digest is None:
-            run_template = self._env.get_template(RUN_TEMPLATE).filename
+            # The templates' sources, not their compiled form: a template is compiled only when a
+            # part of the report must really be rendered with it.
             self._digest = _digest_of(
-                self._page.filename, run_template, __file__, md.__file__, view.__file__, formatting.__file__
+                _source(self._env, str(self._page.name)),
+                _source(self._env, RUN_TEMPLATE),
+                *(
+                    Path(f).read_text(encoding="utf-8")
+                    for f in (__file__, md.__file__, view.__file__, formatting.__file__)
+                ),
             )
         return self._digest
 
 
-def _digest_of(*sources: str | None) -> str:
+def _source(env: jinja2.Environment, name: str) -> str:
+    if env.loader is None:  # every environment here has one
+        raise TemplateError("no template loader")
+    return env.loader.get_source(env, name)[0]
+
+
+def _digest_of(*texts: str) -> str:
     hasher = hashlib.sha256()
-    for source in sources:
-        hasher.update(Path(source).read_bytes() if source and Path(source).is_file() else b"-")
+    for text in texts:
+        hasher.update(text.encode("utf-8", "surrogatepass") + b"\0")
     return hasher.hexdigest()
+
+
+def _bytecode_cache(environ: Mapping[str, str] = os.environ) -> jinja2.BytecodeCache | None:
+    """Compiled templates, kept in this user's cache folder (``trl-reporter/jinja``, private to
+    the user, like Python's own ``__pycache__``), so that a command does not compile the templates
+    again; jinja2 recompiles a template whose source changed."""
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = Path(base) / "trl-reporter" / "jinja"
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(str(folder))
 
 
 def renderer(template: str | Path | None = None, *, now: float | None = None) -> Renderer:

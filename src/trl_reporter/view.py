@@ -5,6 +5,12 @@ URL, but writes no word and no markdown: values stay values (seconds, counts, co
 the template (with the filters of :mod:`~trl_reporter.template`) owns every word a reader sees.
 The result holds only dicts, lists, strings, numbers, booleans and ``None``, so a template can
 never reach a Python object through it.
+
+It works in two steps, so that a report of a thousand runs re-renders only what changed:
+:func:`context` reads every run's small :mod:`~trl_reporter.facts` and lays out the page (order,
+groups, best scores, the dashboard), giving each run a *slice* of what the rest of the experiment
+means to it (the previous run's parameters, the best scores, the chart); :func:`run_view` then
+turns one run's record and its slice into the data of its section. :func:`report` does both.
 """
 
 from __future__ import annotations
@@ -13,64 +19,41 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from . import liveness, metrics, urls
+from . import liveness, urls
 from .chartfiles import Charts
+from .facts import facts_of
 from .markdown import safe_url
-from .records import Evaluation, Link, RunRecord, Source, Status, is_finite_number
+from .metrics import best_scores, in_experiment_table
+from .records import Evaluation, RunRecord, Source, Status, is_finite_number, json_safe
 from .shapes import parameter
 
 MAX_MESSAGE = 500
 # Benchmark columns of the summary table; every score is in the evaluations tables.
 MAX_SUMMARY_BENCHMARKS = 6
+_TRAINER = Source.TRAINER.value
 
 
-def _number(score: float | str) -> float | None:
-    return float(score) if is_finite_number(score) else None
+def _number(score: object) -> float | None:
+    return float(score) if is_finite_number(score) else None  # type: ignore[arg-type]
 
 
-def in_experiment_table(ev: Evaluation) -> bool:
-    """Benchmark scores, and of the trainer's own metrics its eval_loss: the rest (token accuracy,
-    entropy, ...) stays in the run's section."""
-    return ev.source is not Source.TRAINER or ev.benchmark == "eval_loss"
-
-
-def best_scores(runs: Sequence[RunRecord]) -> dict[str, tuple[float, str, str]]:
-    """``benchmark -> (best score, direction, where the direction came from)`` for every benchmark
-    of the experiment table that at least two runs share and whose better direction is known."""
-    by_benchmark: dict[str, list[tuple[float, Evaluation]]] = {}
-    for run in runs:
-        for ev in run.shown_evaluations():
-            value = _number(ev.score)
-            if value is not None and in_experiment_table(ev):
-                by_benchmark.setdefault(ev.benchmark, []).append((value, ev))
-    best = {}
-    for name, scored in by_benchmark.items():
-        given = next((ev.higher_is_better for _, ev in scored if ev.higher_is_better is not None), None)
-        way, source = metrics.direction(name, given)
-        if len(scored) >= 2 and way is not None and source is not None:
-            pick = min if way == metrics.LOWER else max
-            best[name] = (pick(value for value, _ in scored), way, source)
-    return best
-
-
-def _link(link: Link | None) -> dict[str, Any] | None:
+def _link(link: dict[str, Any] | None) -> dict[str, Any] | None:
     if link is None:
         return None
-    return {"name": link.name, "url": safe_url(link.url), "guessed": link.guessed, "local_path": link.local_path}
+    return {**link, "url": safe_url(link["url"])}
 
 
-def _evaluation(ev: Evaluation, model: str | None, best: dict[str, tuple[float, str, str]]) -> dict[str, Any]:
+def _evaluation(ev: Evaluation, model: str | None, best: dict[str, list[Any]]) -> dict[str, Any]:
     value = _number(ev.score)
     top = best.get(ev.benchmark)
+    shown = in_experiment_table(ev.benchmark, ev.source.value)
     return {
         "benchmark": ev.benchmark,
         "score": ev.score,
-        "best": {"direction": top[1], "source": top[2]}
-        if top and in_experiment_table(ev) and value == top[0]
-        else None,
+        "best": {"direction": top[1], "source": top[2]} if top and shown and value == top[0] else None,
         "job_url": safe_url(ev.job_link),
         "from_trainer": ev.source is Source.TRAINER,
-        "in_experiment_table": in_experiment_table(ev),
+        "in_experiment_table": shown,
         "model": model,
         "model_url": safe_url(model),
     }
@@ -94,25 +77,25 @@ def _row_key(code: str, value: Any) -> tuple[str, str]:
     return code, ""
 
 
-def _parameters(run: RunRecord, previous: RunRecord | None) -> list[dict[str, Any]]:
+def _parameters(run: RunRecord, previous: list[list[Any]] | None) -> list[dict[str, Any]]:
     """The run's parameter rows, each marked with the previous run's value where it differs."""
-    before = {_row_key(c, v): v for c, v in previous.parameters} if previous is not None else None
+    before = {_row_key(c, v): v for c, v in previous} if previous is not None else None
     rows = []
     for code, value in run.parameters:
         row = parameter(code, value)
         key = _row_key(code, value)
-        row["changed"] = before is not None and (key not in before or before[key] != value)
+        row["changed"] = before is not None and (key not in before or before[key] != json_safe(value))
         row["was"] = parameter(code, before[key]) if row["changed"] and before and key in before else None
         rows.append(row)
     return rows
 
 
-def _changes(run: RunRecord, first: RunRecord) -> list[dict[str, Any]]:
-    """The parameter rows of ``run`` that differ from the first run of its group."""
-    base = {_row_key(c, v): v for c, v in first.parameters}
+def _changes(parameters: list[list[Any]], first: list[list[Any]]) -> list[dict[str, Any]]:
+    """The parameter rows that differ from the first run of the group (but the model's size)."""
+    base = {_row_key(c, v): v for c, v in first}
     return [
         parameter(code, value)
-        for code, value in run.parameters
+        for code, value in parameters
         if base.get(_row_key(code, value), _MISSING) != value and code != "parameters"
     ]
 
@@ -128,21 +111,15 @@ def _trainer_eval_loss(run: RunRecord) -> float | None:
     return None
 
 
-def _run(
-    run: RunRecord,
-    now: float | None,
-    best: dict[str, tuple[float, str, str]],
-    previous: RunRecord | None,
-    first: RunRecord | None,
-    chart: str | None,
-) -> dict[str, Any]:
+def run_view(run: RunRecord, part: dict[str, Any]) -> dict[str, Any]:
+    """The data of one run's section and rows, from its record and its slice (see :func:`context`)."""
     failure = run.failure
     message = (failure.message or "").strip() if failure else ""
     seen = liveness.last_sign_of_life(run)
-    stale = now is not None and liveness.stale(run, now)
     model = run.shown_model_link()
-    shown = [_evaluation(ev, model, best) for ev in run.shown_evaluations()]
+    shown = [_evaluation(ev, model, part["best"]) for ev in run.shown_evaluations()]
     last_moment = run.ended_at if run.ended_at is not None else max(seen, run.started_at)
+    first = part["first"]
     return {
         "key": run.key,
         "name": run.run_name,
@@ -152,15 +129,16 @@ def _run(
         "elapsed": last_moment - run.started_at,
         "steps_done": run.steps_done,
         "steps_planned": run.steps_planned,
-        "parameters": _parameters(run, previous),
+        "parameters": _parameters(run, part["previous"]),
         "first": first is None,
-        "changes": _changes(run, first) if first is not None else [],
+        "first_of_experiment": part["first_of_experiment"],
+        "changes": _changes(json_safe(list(run.parameters)), first) if first is not None else [],
         "changed_arguments": [list(p) for p in run.changed_arguments],
         "pid": run.pid,
         "host": run.host,
         "job_id": run.job_id,
         "job_url": safe_url(run.job_url),
-        "stale": {"since": seen, "quiet_for": now - seen} if stale and now is not None else None,
+        "stale": part["stale"],
         "final_loss": run.final_loss,
         "mean_loss": run.mean_loss,
         "diverged": run.final_loss is not None and not math.isfinite(run.final_loss),
@@ -181,96 +159,149 @@ def _run(
         "trackio_off": run.trackio_off.value if run.trackio_off else None,
         "trackio_variable": run.trackio_variable,
         "evaluations": shown,
+        "experiment_rows": sum(ev["in_experiment_table"] for ev in shown),
         "model_url": safe_url(model),
-        "chart": chart,
+        "chart": part["chart"],
+        "columns": part["columns"],
         "trend": list(run.trend),
         "best_eval_loss": run.best_eval_loss if run.best_eval_loss is not None else _trainer_eval_loss(run),
     }
 
 
-def _dashboard(runs: Sequence[RunRecord]) -> dict[str, Any] | None:
+def _dashboard(facts: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """One link for every run of the latest run's Trackio project."""
-    tracked = [r.trackio for r in runs if r.trackio is not None]
+    tracked = [f["trackio"] for f in facts if f["trackio"] is not None]
     if not tracked:
         return None
-    latest = tracked[-1]
-    names: list[str] = []
-    for info in tracked:
-        if (info.base_url, info.project) == (latest.base_url, latest.project) and info.run not in names:
-            names.append(info.run)
-    return {"url": safe_url(urls.trackio_url(latest.base_url, latest.project, names))}
+    base_url, project, _ = tracked[-1]
+    names: dict[str, None] = {}
+    for url, name, run in tracked:
+        if url == base_url and name == project:
+            names[run] = None
+    return {"url": safe_url(urls.trackio_url(base_url, project, list(names)))}
 
 
-def _group_key(run: RunRecord) -> tuple[str, str]:
-    return (run.base_model.name if run.base_model else "", run.dataset.name if run.dataset else "")
+def _group_key(facts: dict[str, Any]) -> tuple[str, str]:
+    model, dataset = facts["base_model"], facts["dataset"]
+    return (model["name"] if model else "", dataset["name"] if dataset else "")
 
 
-def _short_name(link: Link | None) -> str | None:
+def _short_name(link: dict[str, Any] | None) -> str | None:
     """A model's name without its owner or folders (``Qwen2.5-0.5B``), for a heading."""
     if link is None:
         return None
-    return link.name.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or link.name
+    name: str = link["name"]
+    return name.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or name
 
 
-def _benchmarks(runs: Sequence[RunRecord]) -> list[str]:
+def _benchmarks(facts: Sequence[dict[str, Any]]) -> list[str]:
     """The benchmark columns of the summary: scores added to runs, in the order first seen."""
     names: dict[str, None] = {}
-    for run in runs:
-        for ev in run.shown_evaluations():
-            if ev.source is not Source.TRAINER:
-                names.setdefault(ev.benchmark)
+    for run in facts:
+        for benchmark, _, _, source in run["scores"]:
+            if source != _TRAINER:
+                names.setdefault(benchmark)
     return list(names)
 
 
-def report(
-    experiment: str, runs: Sequence[RunRecord], now: float | None = None, charts: Charts | None = None
-) -> dict[str, Any]:
-    """The template's whole input: plain data, already ordered and grouped.
+def context(
+    experiment: str,
+    facts: Sequence[dict[str, Any]],
+    now: float | None = None,
+    charts: Charts | None = None,
+    identities: dict[str, str] | None = None,
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, str]]:
+    """The page's data, each run's slice, and what each slice depends on, from the runs' facts
+    (in start order).
+
+    The page lists runs by their facts only (key, name, status, times, steps, and how many rows
+    they add to the experiment's evaluations table); each run's own data comes from
+    :func:`run_view`. A slice's dependency names the runs it was made from by ``identities``
+    where given, so that it stays small.
 
     ``now`` decides which unfinished runs are stale. By default it is the latest moment recorded
     in the state (a start, an end, a heartbeat), so that rendering is a pure function of the
     state: a run is stale when others have been heard from long after it went quiet.
     """
-    moments = [t for r in runs for t in (r.started_at, r.ended_at, r.heartbeat_at) if t is not None]
+    moments = [t for f in facts for t in (f["started"], f["ended"], f["heartbeat"]) if t is not None]
     latest = max(moments) if moments else None
     now = latest if now is None else now
-    best = best_scores(runs)
+    best = best_scores(facts)
     charts = charts or Charts()
+    benchmarks = _benchmarks(facts)
+    columns = benchmarks[:MAX_SUMMARY_BENCHMARKS]
+    # Every run's parts show the summary's columns: a new column is a change for every run.
+    shared = repr(columns)
+    identities = identities or {}
     groups: dict[tuple[str, str], dict[str, Any]] = {}
-    firsts: dict[tuple[str, str], RunRecord] = {}
-    latest_of: dict[tuple[str, str], RunRecord] = {}
-    shown_runs: list[dict[str, Any]] = []
-    evaluations: list[dict[str, Any]] = []
-    for run in runs:
+    firsts: dict[tuple[str, str], dict[str, Any]] = {}
+    latest_of: dict[tuple[str, str], dict[str, Any]] = {}
+    runs: list[dict[str, Any]] = []
+    parts: dict[str, dict[str, Any]] = {}
+    depends: dict[str, str] = {}
+    for run in facts:
         key = _group_key(run)
         if key not in groups:
             groups[key] = {
-                "base_model": _link(run.base_model),
-                "dataset": _link(run.dataset),
-                "model_name": _short_name(run.base_model),
-                "dataset_name": run.dataset.name if run.dataset else None,
+                "base_model": _link(run["base_model"]),
+                "dataset": _link(run["dataset"]),
+                "model_name": _short_name(run["base_model"]),
+                "dataset_name": run["dataset"]["name"] if run["dataset"] else None,
                 "runs": [],
             }
-        shown = _run(run, now, best, latest_of.get(key), firsts.get(key), charts.runs.get(run.key))
-        shown["first_of_experiment"] = not shown_runs
+        previous, first = latest_of.get(key), firsts.get(key)
+        quiet = liveness.quiet(run["status"] != Status.IN_PROGRESS.value, run["started"], run["heartbeat"], now)
+        part = {
+            "stale": {"since": quiet[0], "quiet_for": quiet[1]} if quiet else None,
+            "best": {b: best[b] for b, *_ in run["scores"] if b in best},
+            "first_of_experiment": not runs,
+            "chart": charts.runs.get(run["key"]),
+            "columns": columns,
+        }
+        # What the slice is made of, named by identities where there are: repr is a fixed order.
+        made_of = [identities.get(f["key"], f["parameters"]) if f else None for f in (previous, first)]
+        depends[run["key"]] = shared + repr((part["stale"], part["best"], not runs, part["chart"], made_of))
+        part["previous"] = previous["parameters"] if previous else None
+        part["first"] = first["parameters"] if first else None
+        parts[run["key"]] = part
         firsts.setdefault(key, run)
         latest_of[key] = run
+        shown = {
+            "key": run["key"],
+            "name": run["name"],
+            "status": run["status"],
+            "started": run["started"],
+            "ended": run["ended"],
+            "steps_done": run["steps_done"],
+            "steps_planned": run["steps_planned"],
+            "experiment_rows": sum(in_experiment_table(b, source) for b, _, _, source in run["scores"]),
+        }
         groups[key]["runs"].append(shown)
-        shown_runs.append(shown)
-        evaluations.extend({"run": shown, "evaluation": ev} for ev in shown["evaluations"] if ev["in_experiment_table"])
-    benchmarks = _benchmarks(runs)
-    for shown in shown_runs:
-        shown["columns"] = benchmarks[:MAX_SUMMARY_BENCHMARKS]
-        shown["experiment_rows"] = sum(ev["in_experiment_table"] for ev in shown["evaluations"])
-    return {
+        runs.append(shown)
+    page = {
         "experiment": experiment,
         "updated": latest,
-        "dashboard": _dashboard(runs),
+        "dashboard": _dashboard(facts),
         "chart": charts.overlay,
         "groups": list(groups.values()),
-        "runs": shown_runs,  # in start order, across groups
-        "evaluations": evaluations,
-        "benchmarks": benchmarks[:MAX_SUMMARY_BENCHMARKS],
+        "runs": runs,  # in start order, across groups
+        "benchmarks": columns,
         "more_benchmarks": max(0, len(benchmarks) - MAX_SUMMARY_BENCHMARKS),
         "in_progress": Status.IN_PROGRESS.value,
     }
+    return page, parts, depends
+
+
+def report(
+    experiment: str, runs: Sequence[RunRecord], now: float | None = None, charts: Charts | None = None
+) -> dict[str, Any]:
+    """The template's whole input at once: the page, with every run's full data in place."""
+    page, parts, _ = context(experiment, [facts_of(r) for r in runs], now, charts)
+    views = {r.key: run_view(r, parts[r.key]) for r in runs}
+    for group in page["groups"]:
+        group["runs"] = [views[r["key"]] for r in group["runs"]]
+    page["runs"] = [views[r["key"]] for r in page["runs"]]
+    page["evaluations"] = [
+        {"run": run, "evaluation": ev} for run in page["runs"] for ev in run["evaluations"] if ev["in_experiment_table"]
+    ]
+    return page

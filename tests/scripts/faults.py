@@ -59,12 +59,12 @@ def _slow_second_render() -> None:
     real = ExperimentStore.render_locked
     count = {"n": 0}
 
-    def render_locked(self, renderer):  # type: ignore[no-untyped-def]
+    def render_locked(self, renderer, **kwargs):  # type: ignore[no-untyped-def]
         count["n"] += 1
         if count["n"] == 2:
             print("RENDERING", flush=True)
             time.sleep(3)
-        return real(self, renderer)
+        return real(self, renderer, **kwargs)
 
     ExperimentStore.render_locked = render_locked  # type: ignore[method-assign]
 
