@@ -423,3 +423,16 @@ def test_push_to_hub_links_the_repo_the_trainer_created(
     )
     report = only_report(project)
     assert "[Model Link](https://huggingface.co/acme/tiny-pushed)" in report
+
+
+def test_the_report_is_announced_once_on_stderr_and_can_be_quiet(
+    project: Path, tiny_model: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train(tiny_model, [ReportCallback()])
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("* trl-reporter:")]
+    assert len(said) == 1
+    assert "is reported in training_reports/tiny.md" in said[0] and "trl-report show tiny" in said[0]
+
+    monkeypatch.setenv("TRL_REPORTER_QUIET", "1")
+    train(tiny_model, [ReportCallback()])
+    assert "* trl-reporter:" not in capsys.readouterr().err

@@ -179,3 +179,52 @@ def test_charts_are_never_written_through_a_symlink(tmp_path: Path) -> None:
     assert store.render(renderer(), timeout=5)
     assert list(outside.iterdir()) == []
     assert ".svg" not in store.report_path.read_text()
+
+
+def test_a_metric_name_too_long_to_save_is_left_out_not_fatal(tmp_path: Path) -> None:
+    kept = History()
+    kept.add("eval_" + "x" * 300, 1, 1.0)
+    kept.add("loss", 1, 2.0)
+    assert kept.names() == ["loss"]
+    store = ExperimentStore(tmp_path / "training_reports", "exp")
+    record = RunRecord(key="a", run_name="a", experiment="exp", started_at=1_700_000_000.0, curves=kept.names())
+    store.save_run(record, kept)  # the run file and its history load back
+    assert store.load_run("a") is not None and store.load_history("a") is not None
+
+
+def test_a_history_planted_as_a_symlink_is_not_followed(tmp_path: Path) -> None:
+    store = ExperimentStore(tmp_path / "training_reports", "exp")
+    record = RunRecord(key="a", run_name="a", experiment="exp", started_at=1_700_000_000.0, curves=["loss"])
+    store.save_run(record)
+    store.history_path("a").parent.mkdir(parents=True, exist_ok=True)
+    store.history_path("a").symlink_to("/dev/zero")  # a commit can hold this
+    assert store.load_history("a") is None
+    assert store.render(renderer(), timeout=5) and "a.svg" not in store.report_path.read_text()
+
+
+def test_a_history_rewritten_behind_an_unchanged_run_is_drawn_again(tmp_path: Path) -> None:
+    store = ExperimentStore(tmp_path / "training_reports", "exp")
+    curves = History()
+    curves.add("loss", 1, 1.0)
+    record = RunRecord(key="a", run_name="a", experiment="exp", started_at=1_700_000_000.0, curves=curves.names())
+    store.save_run(record, curves)
+    assert store.render(renderer(), timeout=5)
+    chart = store.chart_dir / "runs" / "a.svg"
+    before = chart.read_bytes()
+    curves.add("loss", 2, 7.5)  # what a checkout of history/ alone does
+    store.history_path("a").write_text(json.dumps(curves.to_dict()))
+    assert store.render(renderer(), timeout=5)
+    assert chart.read_bytes() != before  # its y axis now reaches 7.5
+
+
+def test_one_extreme_history_costs_only_its_own_chart(tmp_path: Path) -> None:
+    store = ExperimentStore(tmp_path / "training_reports", "exp")
+    for key, values in (("tiny", [5e-324, 1e-323]), ("huge", [-1.7e308, 1.7e308]), ("plain", [3.0, 2.0])):
+        curves = History()
+        for step, value in enumerate(values, 1):
+            curves.add("loss", step, value)
+        record = RunRecord(key=key, run_name=key, experiment="exp", started_at=1_700_000_000.0, curves=curves.names())
+        store.save_run(record, curves)
+    assert store.render(renderer(), timeout=5)
+    for key in ("tiny", "huge", "plain"):
+        ET.fromstring((store.chart_dir / "runs" / f"{key}.svg").read_bytes())

@@ -261,3 +261,10 @@ def test_an_error_inside_a_run_is_named_not_hidden_as_a_missing_attribute(
     sections.forget()
     with pytest.raises(RuntimeError, match="rendering run 'run-1764250000' failed"):
         renderer()("qwen-capybara-sft", golden_runs(), cache_dir=tmp_path)
+
+
+def test_the_readme_excerpt_is_copied_from_the_golden_report() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    golden = GOLDEN.read_text(encoding="utf-8")
+    excerpt = golden[: golden.index("### `run-1764253600`")].rstrip() + "\n\n...\n"
+    assert f"```markdown\n{excerpt}```" in readme

@@ -9,10 +9,12 @@ of writing through it.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import secrets
 import socket
+import stat
 import time
 import zlib
 from pathlib import Path
@@ -115,14 +117,63 @@ def clean_temp_files(directory: Path, *, now: float | None = None) -> int:
 MAX_STATE_BYTES = 32 * 1024 * 1024
 
 
-def read_json(path: Path, *, limit: int = MAX_STATE_BYTES) -> dict[str, Any] | None:
-    """A JSON object from ``path``; ``None`` for anything else (missing, not JSON, not an object,
-    nested too deeply to parse, larger than ``limit`` bytes)."""
+def read_regular(path: Path, limit: int) -> bytes | None:
+    """The bytes of a regular file of at most ``limit`` bytes; ``None`` for anything else: a
+    missing file, a symlink (never followed: saved state may plant one to ``/dev/zero`` or a file
+    outside the project), a device or a FIFO (opened without blocking, then refused), or a file
+    that is, or grows while it is read, larger than ``limit``."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        with open(path, encoding="utf-8") as fh:
-            if os.fstat(fh.fileno()).st_size > limit:
-                return None
-            data = json.load(fh)
-    except (OSError, ValueError, RecursionError):
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(limit + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data if len(data) <= limit else None
+
+
+def read_json(path: Path, *, limit: int = MAX_STATE_BYTES) -> dict[str, Any] | None:
+    """A JSON object from ``path``; ``None`` for anything else (missing, not a regular file, not
+    JSON, not an object, nested too deeply to parse, larger than ``limit`` bytes)."""
+    raw = read_regular(path, limit)
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
+
+
+_CODE: list[str] = []
+
+
+def code_digest() -> str:
+    """A digest of every module of this package, once per process: what every cache of derived
+    data (facts, rendered parts, charts) depends on besides its input, so that no upgrade or edit of
+    trl-reporter ever serves what older code made."""
+    if not _CODE:
+        hasher = hashlib.sha256()
+        for module in sorted(Path(__file__).parent.glob("*.py")):
+            hasher.update(module.name.encode() + b"\0" + module.read_bytes() + b"\0")
+        _CODE.append(hasher.hexdigest())
+    return _CODE[0]
+
+
+# Twice the coarsest common timestamp resolution (FAT, some network filesystems): a file whose
+# times are this close to now may be written again within the same tick, unseen ("racily clean",
+# as git calls it). Caches never trust such a file's identity.
+RACY_NS = 2_000_000_000
+
+
+def racy(*times_ns: int) -> bool:
+    """Whether a file with these modification or change times may still change unseen."""
+    return time.time_ns() - max(times_ns, default=0) < RACY_NS

@@ -24,6 +24,7 @@ from . import _fs, charts
 from .facts import RunSource
 from .history import History
 from .naming import is_safe_key
+from .redact import clean_text
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +48,16 @@ def _names(folder: Path) -> set[str]:
         return set()
 
 
+def _racy(identity: list[int] | None) -> bool:
+    return identity is None or _fs.racy(identity[0], identity[1])
+
+
 def _identity(path: Path) -> list[int] | None:
     try:
         st = path.stat()
     except OSError:
         return None
-    return [st.st_mtime_ns, st.st_size, st.st_ino]
+    return [st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino]
 
 
 class ChartWriter:
@@ -79,8 +84,9 @@ class ChartWriter:
     def update(self, runs: list[RunSource], *, check: bool = False) -> Charts:
         """Draw what changed, remove charts of runs that are gone; returns what the report links.
 
-        A run whose files are as they were when its chart was drawn is not looked at again
-        (``check`` looks anyway: a full render redraws every chart whose bytes would differ).
+        A chart is drawn again when its run's history file (one ``stat``), its name or the chart
+        template changed, or its file is gone; ``check`` (a full render) draws every chart again
+        and rewrites those whose bytes differ. A chart that cannot be drawn is left out, alone.
         """
         found = Charts()
         runs_dir = self.chart_dir / "runs"
@@ -95,21 +101,16 @@ class ChartWriter:
         for source in runs:
             run = source.facts
             key, name, slot = run["key"], run["name"], f"run:{run['key']}"
-            if not run["curves"]:
+            history = _identity(self._history_path(key)) if run["curves"] else None
+            if history is None:
                 continue
             kept.add(slot)
-            entry: list[Any] = index.get(slot) or []
-            same = len(entry) == 4 and entry[:2] == [self._digest, name] and f"{key}.svg" in present
-            if same and source.identity is not None and entry[3] == source.identity:
-                history: list[int] | None = entry[2]  # the run's files are as they were: so is its chart
-            else:
-                history = _identity(self._history_path(key))
-                if history is None:
+            if not (index.get(slot) == [self._digest, name, history] and f"{key}.svg" in present):
+                if not self._drawn(key, self._write_run, key, name, runs_dir / f"{key}.svg"):
+                    index.pop(slot, None)
                     continue
-                if not (same and entry[2] == history):
-                    if not self._write_run(key, name, runs_dir / f"{key}.svg"):
-                        continue
-                    index[slot] = [self._digest, name, history, source.identity]
+                # A file changed within the filesystem's time resolution may change again unseen.
+                index[slot] = [self._digest, name, None if _racy(history) else history]
             if "loss" in run["curves"]:
                 overlay_inputs.append((key, name, history))
             found.runs[key] = f"{prefix}{key}.svg"  # a run key is URL-safe (naming.is_safe_key)
@@ -118,14 +119,23 @@ class ChartWriter:
         stamp = [self._digest, [list(i) for i in overlay_inputs]]
         if overlay_inputs:
             fresh = index.get("overlay") == stamp and target.is_file()
-            if fresh or self._write_overlay(overlay_inputs, target):
-                index["overlay"] = stamp
+            if fresh or self._drawn("the overlay", self._write_overlay, overlay_inputs, target):
+                racy = any(_racy(history) for _, _, history in overlay_inputs)
+                index["overlay"] = None if racy else stamp
                 found.overlay = f"{quote(self.chart_dir.name)}/{OVERLAY}"
         index = {slot: entry for slot, entry in index.items() if slot in kept or (slot == "overlay" and found.overlay)}
         self._prune(runs_dir, set(found.runs), keep_overlay=found.overlay is not None)
         if index != self._index:
             self._write_index(index)
         return found
+
+    @staticmethod
+    def _drawn(what: str, draw: Callable[..., bool], *args: Any) -> bool:
+        try:
+            return draw(*args)
+        except Exception as exc:  # noqa: BLE001 - one chart never costs the others, or the report
+            logger.warning("trl-reporter: could not draw the chart of %s: %r", clean_text(what), exc)
+            return False
 
     def _write_run(self, key: str, name: str, target: Path) -> bool:
         history = self._load_history(key)
@@ -142,11 +152,9 @@ class ChartWriter:
         return data is not None and self._write(target, self._draw(data))
 
     def _write(self, target: Path, svg: str) -> bool:
-        try:
-            if target.read_text(encoding="utf-8") == svg:
-                return True
-        except (OSError, ValueError):
-            pass
+        data = svg.encode("utf-8", "backslashreplace")
+        if _fs.read_regular(target, len(data)) == data:  # never follows a symlink planted there
+            return True
         target.parent.mkdir(parents=True, exist_ok=True)
         _fs.atomic_write(target, svg, durable=False)  # redrawn from the state if a crash tears it
         self.written += 1
@@ -175,7 +183,7 @@ class ChartWriter:
         if not isinstance(data, dict):
             return {}
         # Entries of another shape (an older trl-reporter, a torn write) are redrawn.
-        return {k: v for k, v in data.items() if k == "overlay" or (isinstance(v, list) and len(v) == 4)}
+        return {k: v for k, v in data.items() if k == "overlay" or (isinstance(v, list) and len(v) == 3)}
 
     def _write_index(self, index: dict[str, Any]) -> None:
         if self._index_path is None:

@@ -32,7 +32,9 @@ _MAX_EXTRA_PANELS = 2
 def nice_ticks(low: float, high: float, count: int = 5, *, whole: bool = False) -> tuple[list[float], int]:
     """Round tick values covering ``[low, high]`` (steps of 1, 2, 2.5 or 5 times a power of ten;
     whole numbers only if ``whole``), and the decimals their labels need."""
-    if not high > low:
+    # Ranges no chart needs (beyond ±1e300, narrower than 1e-300) are drawn as if they were those.
+    low, high = max(min(low, 1e300), -1e300), max(min(high, 1e300), -1e300)
+    if not high - low > max(abs(low), abs(high)) * 1e-12 + 1e-300:
         pad = abs(low) * 0.05 or (1 if whole else 0.5)
         low, high = low - pad, high + pad
     raw = (high - low) / count
@@ -49,6 +51,8 @@ def nice_ticks(low: float, high: float, count: int = 5, *, whole: bool = False) 
 
 
 def _label(value: float, decimals: int) -> str:
+    if value != 0 and (abs(value) >= 1e6 or decimals > 6):
+        return f"{value:.3g}"
     text = f"{value:,.{decimals}f}"
     return "0" if text.strip("-0.,") == "" else text
 

@@ -20,7 +20,20 @@ MAX_POINTS = 256
 MAX_SERIES = 12
 # What a saved history may hold (anything larger is not ours): the compaction bound, with room.
 _MAX_SAVED_POINTS = 4 * MAX_POINTS
-_MAX_NAME = 200
+MAX_NAME = 200
+
+
+def valid_name(name: object) -> bool:
+    """A curve name a history keeps and a saved run may list: 1 to 200 characters of valid
+    Unicode (a metric name past that is skipped, never a reason the run cannot be saved)."""
+    if type(name) is not str or not 0 < len(name) <= MAX_NAME:
+        return False
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
 
 Point = tuple[int, float]
 
@@ -62,7 +75,7 @@ class History:
         the points from there on."""
         points = self.series.get(name)
         if points is None:
-            if len(self.series) >= MAX_SERIES:
+            if len(self.series) >= MAX_SERIES or not valid_name(name):
                 return
             points = self.series[name] = []
         while points and points[-1][0] >= step:
@@ -107,7 +120,7 @@ def load(data: object) -> History:
         raise RecordError(f"a history holds at most {MAX_SERIES} series")
     loaded: dict[str, list[Point]] = {}
     for name, points in series.items():
-        if not name or len(name) > _MAX_NAME or not isinstance(points, list) or len(points) > _MAX_SAVED_POINTS:
+        if not valid_name(name) or not isinstance(points, list) or len(points) > _MAX_SAVED_POINTS:
             raise RecordError(f"history series {str(name)[:80]!r} is not a list of at most {_MAX_SAVED_POINTS} points")
         loaded[name] = list(_points(name, points))
     return History(loaded)

@@ -146,7 +146,8 @@ def add_evaluations(
 ) -> list[Evaluation]:
     """Add scores to a run of an experiment, then re-render its report.
 
-    ``run`` is the run's name (or its key). Raises :class:`StoreError` naming the experiments or
+    ``run`` is the run's key, or its name when no other run has it (a shared name raises
+    :class:`StoreError` listing the keys). Raises :class:`StoreError` naming the experiments or
     runs that exist when either is unknown, and :class:`EvaluationError` for a bad score or link;
     nothing is written in either case.
     """

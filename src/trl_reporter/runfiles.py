@@ -94,6 +94,9 @@ def read_history(path: Path) -> History | None:
     cannot be read."""
     if not path.exists():
         return None
+    if path.parent.is_symlink():
+        warn_skip(path.parent, "a symlink, not a folder of histories")
+        return None
     try:
         return load_history(read_json(path, limit=_MAX_HISTORY_BYTES))
     except RecordError as exc:

@@ -1,8 +1,8 @@
 """Every run's facts, kept by the identity of its files, so that a render reads only what changed.
 
-A run's saved state is its file (known by its modification time, size and inode: every write
-replaces it) and the folder of evaluations added beside it (known by its modification time:
-every evaluation is a new file in it). While both are unchanged, so are the run's facts
+A run's saved state is its file (known by its modification and change times, size and inode:
+every write replaces it, and no tool can set a change time) and the folder of evaluations added
+beside it (known by its times: every evaluation is a new file in it). While both are unchanged, so are the run's facts
 (:mod:`~trl_reporter.facts`), which are kept in memory and in this user's cache folder. An
 experiment of a thousand runs then costs a directory scan and one small cache file, and the runs
 whose files changed are read, validated and summed up again.
@@ -14,14 +14,13 @@ the saved state again. ``trl-report render`` does not use it at all.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import zlib
 from pathlib import Path
 from typing import Any
 
-from . import _fs, facts, records, schema
+from . import _fs, facts
 from .facts import RunSource, facts_of
 from .naming import is_safe_key
 from .records import RunRecord
@@ -30,31 +29,27 @@ from .runfiles import attach_evaluations, read_run, warn_skip
 _FILE = "facts.json"
 # An entry for a file that is not a readable run: skipped, and not read again while unchanged.
 _UNREADABLE = None
+_RACY = "racy:"
 _MEMORY: dict[str, tuple[str, dict[str, _Entry]]] = {}
-_CODE: list[str] = []
 
 
 def _code() -> str:
-    """What the facts depend on besides the files: the code that reads and sums them up."""
-    if not _CODE:
-        hasher = hashlib.sha256(str(facts.VERSION).encode())
-        for module in (facts, records, schema):
-            hasher.update(Path(str(module.__file__)).read_bytes())
-        _CODE.append(hasher.hexdigest())
-    return _CODE[0]
+    return f"{facts.VERSION}-{_fs.code_digest()}"
 
 
-def _identities(runs_dir: Path, evals_dir: Path) -> dict[str, str]:
-    """``run key -> identity`` of every run file and its evaluations folder."""
-    folders: dict[str, int] = {}
+def _identities(runs_dir: Path, evals_dir: Path) -> dict[str, tuple[str, bool]]:
+    """``run key -> (identity, racy)`` of every run file and its evaluations folder; racy when
+    one of them changed so recently that it may change again unseen (see :func:`_fs.racy`)."""
+    folders: dict[str, tuple[str, int]] = {}
     try:
         with os.scandir(evals_dir) as entries:
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
-                    folders[entry.name] = entry.stat(follow_symlinks=False).st_mtime_ns
+                    st = entry.stat(follow_symlinks=False)
+                    folders[entry.name] = (f"{st.st_mtime_ns}.{st.st_ctime_ns}", max(st.st_mtime_ns, st.st_ctime_ns))
     except OSError:
         pass
-    found: dict[str, str] = {}
+    found: dict[str, tuple[str, bool]] = {}
     try:
         with os.scandir(runs_dir) as entries:
             for entry in entries:
@@ -64,7 +59,11 @@ def _identities(runs_dir: Path, evals_dir: Path) -> dict[str, str]:
                         warn_skip(Path(entry.path), "its name is not a run key trl-reporter writes")
                         continue
                     st = entry.stat(follow_symlinks=False)
-                    found[key] = f"{st.st_mtime_ns}-{st.st_size}-{st.st_ino}/{folders.get(key, 0)}"
+                    # ctime too: no tool can set it, so a file replaced with the same size and a
+                    # copied modification time (rsync -a, tar) still has a new identity.
+                    folder, changed = folders.get(key, ("-", 0))
+                    identity = f"{st.st_mtime_ns}.{st.st_ctime_ns}.{st.st_size}.{st.st_ino}/{folder}"
+                    found[key] = (identity, _fs.racy(st.st_mtime_ns, st.st_ctime_ns, changed))
     except OSError:
         pass
     return found
@@ -85,12 +84,13 @@ class Snapshot:
         known = self._known()
         current: dict[str, _Entry] = {}
         self.read = 0
-        for key, identity in identities.items():
+        for key, (identity, racy) in identities.items():
             entry = known.get(key)
             if entry is None or entry.identity != identity:
                 record = self._load(key)
                 self.read += 1
-                entry = _Entry(identity, facts_of(record) if record is not None else _UNREADABLE)
+                # A racy identity is kept under a name no scan gives, so it is read again next time.
+                entry = _Entry(_RACY + identity if racy else identity, facts_of(record) if record else _UNREADABLE)
             current[key] = entry
         if current.keys() != known.keys() or self.read:
             self._keep(current)

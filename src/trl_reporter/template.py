@@ -29,8 +29,7 @@ import jinja2.exceptions
 import jinja2.sandbox
 from markupsafe import Markup
 
-from . import charts as chart_geometry
-from . import formatting, view
+from . import _fs, view
 from . import markdown as md
 from .chartfiles import Charts
 from .errors import TemplateError
@@ -130,7 +129,7 @@ def _svg_environment(template_dir: str | None) -> jinja2.Environment:
         loader=_loader(template_dir),
         undefined=jinja2.StrictUndefined,
         autoescape=True,
-        auto_reload=False,
+        auto_reload=True,  # an edited template is compiled again; every digest reads its source
         finalize=_xml_text,
         keep_trailing_newline=True,
         bytecode_cache=_bytecode_cache(),
@@ -145,7 +144,7 @@ def _environment(template_dir: str | None) -> jinja2.Environment:
         loader=_loader(template_dir),
         undefined=jinja2.StrictUndefined,
         autoescape=True,  # with the finalize below: markdown escaping, not HTML escaping
-        auto_reload=False,  # templates are read once per process, as the section cache's digest assumes
+        auto_reload=True,  # an edited template is compiled again; every digest reads its source
         finalize=_escape,
         keep_trailing_newline=True,
         bytecode_cache=_bytecode_cache(),
@@ -197,15 +196,12 @@ class Renderer:
     re-renders only the runs that changed. A cache entry is local bookkeeping, never committed.
     """
 
-    def __init__(
-        self, page: jinja2.Template, env: jinja2.Environment, now: float | None, svg: jinja2.Environment
-    ) -> None:
-        self._page = page
+    def __init__(self, page: str, env: jinja2.Environment, now: float | None, svg: jinja2.Environment) -> None:
+        self._page_name = page
         self._env = env
         self._svg = svg
         self._now = now
         self._digest: str | None = None
-        self._chart_digest: str | None = None
 
     def draw_chart(self, data: dict[str, Any]) -> str:
         """An SVG chart from :mod:`~trl_reporter.charts` data."""
@@ -217,11 +213,9 @@ class Renderer:
             raise TemplateError(f"chart template failed to render: {exc}") from exc
 
     def chart_digest(self) -> str:
-        """What every chart depends on besides its data: the chart template and the drawing code."""
-        if self._chart_digest is None:
-            code = Path(chart_geometry.__file__).read_text(encoding="utf-8")
-            self._chart_digest = _digest_of(_source(self._svg, CHART_TEMPLATE), code)
-        return self._chart_digest
+        """What every chart depends on besides its data: the chart template's source now, and this
+        package's code."""
+        return _digest_of(_source(self._svg, CHART_TEMPLATE), _fs.code_digest())
 
     def __call__(
         self,
@@ -233,6 +227,7 @@ class Renderer:
     ) -> str:
         """The report of ``runs`` (records, or sources whose records are read only when their
         section must be rendered), in start order."""
+        self._digest = None  # the templates may have changed since the last render
         sources = [run if isinstance(run, RunSource) else RunSource.of(run) for run in runs]
         identities = {s.facts["key"]: s.identity for s in sources if s.identity is not None}
         data, slices, depends = view.context(experiment, [s.facts for s in sources], self._now, charts, identities)
@@ -245,7 +240,7 @@ class Renderer:
         parts = RunParts(self, {s.facts["key"]: s for s in sources}, slices, depends, cache_dir)
         try:
             produced = parts.all()
-            text = self._page.render(
+            text = self._env.get_template(self._page_name).render(
                 **data,
                 **{name: {key: made[i] for key, made in produced.items()} for i, name in enumerate(PART_NAMES)},
             )
@@ -260,17 +255,12 @@ class Renderer:
         return self._env.get_template(RUN_TEMPLATE).module
 
     def digest(self) -> str:
-        """What every run's output depends on besides its data: the templates and this code."""
+        """What every run's output depends on besides its data, as of this render: the templates'
+        sources (a template is compiled only when a part must really be rendered with it, and
+        jinja2 recompiles one whose file changed) and this package's code."""
         if self._digest is None:
-            # The templates' sources, not their compiled form: a template is compiled only when a
-            # part of the report must really be rendered with it.
             self._digest = _digest_of(
-                _source(self._env, str(self._page.name)),
-                _source(self._env, RUN_TEMPLATE),
-                *(
-                    Path(f).read_text(encoding="utf-8")
-                    for f in (__file__, md.__file__, view.__file__, formatting.__file__)
-                ),
+                _source(self._env, self._page_name), _source(self._env, RUN_TEMPLATE), _fs.code_digest()
             )
         return self._digest
 
@@ -318,6 +308,7 @@ def renderer(template: str | Path | None = None, *, now: float | None = None) ->
         folder, name = str(path.parent), path.name
     env = _environment(folder)
     try:
-        return Renderer(env.get_template(name), env, now, _svg_environment(folder))
+        env.get_template(name)  # a template that does not parse is an error now, not mid-training
+        return Renderer(name, env, now, _svg_environment(folder))
     except jinja2.TemplateError as exc:
         raise TemplateError(f"report template {name!r} is invalid: {exc}") from exc
