@@ -8,6 +8,7 @@ of writing through it.
 
 from __future__ import annotations
 
+import atexit
 import errno
 import hashlib
 import json
@@ -17,6 +18,7 @@ import socket
 import stat
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +179,34 @@ RACY_NS = 2_000_000_000
 def racy(*times_ns: int) -> bool:
     """Whether a file with these modification or change times may still change unseen."""
     return time.time_ns() - max(times_ns, default=0) < RACY_NS
+
+
+# Cache files whose writing waits for the process to exit: path -> what to write.
+_LATER: dict[str, Callable[[], str | bytes]] = {}
+_LATER_REGISTERED: list[bool] = []
+
+
+def write_cache(path: Path, make: Callable[[], str | bytes], *, now: bool) -> None:
+    """Write a cache file (not durably: a cache checks its own content), ``now`` or when the
+    process exits, whichever the caller judges cheaper; the latest ``make`` for a path wins. A
+    process killed before it exits leaves the previous file, which costs the next one a little
+    work, never a wrong answer. A file that cannot be written is left as it was."""
+    _LATER[str(path)] = make
+    if now:
+        flush_caches(str(path))
+    elif not _LATER_REGISTERED:
+        _LATER_REGISTERED.append(True)
+        atexit.register(flush_caches)
+
+
+def flush_caches(only: str | None = None) -> None:
+    """Write the cache files waiting for exit (or only the one at ``only``)."""
+    for name in [only] if only is not None else list(_LATER):
+        make = _LATER.pop(name, None)
+        if make is None:
+            continue
+        try:
+            Path(name).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(Path(name), make(), durable=False)
+        except (OSError, ValueError):
+            pass

@@ -52,9 +52,9 @@ def _racy(identity: list[int] | None) -> bool:
     return identity is None or _fs.racy(identity[0], identity[1])
 
 
-def _identity(path: Path) -> list[int] | None:
+def _identity(path: str | Path) -> list[int] | None:
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return None
     return [st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino]
@@ -66,14 +66,14 @@ class ChartWriter:
     def __init__(
         self,
         chart_dir: Path,
-        history_path: Callable[[str], Path],
+        history_dir: Path,
         load_history: Callable[[str], History | None],
         draw: Callable[[dict[str, Any]], str],
         digest: str,
         cache_dir: Path | None,
     ) -> None:
         self.chart_dir = chart_dir
-        self._history_path = history_path
+        self._history_dir = str(history_dir)  # a string: one stat per run, no Path objects
         self._load_history = load_history
         self._draw = draw
         self._digest = digest
@@ -96,12 +96,22 @@ class ChartWriter:
         present = _names(runs_dir)
         prefix = f"{quote(self.chart_dir.name)}/runs/"
         index = {} if check else dict(self._index)
-        kept: set[str] = set()
+        # Every history file is replaced, never edited (an atomic write, a checkout), which moves
+        # the folder's times: while they are as they were at the last update, no file changed.
+        folder = _identity(self._history_dir)
+        still = folder is not None and not _racy(folder) and index.get("history") == folder
+        kept: set[str] = {"history"}
         overlay_inputs: list[tuple[str, str, list[int] | None]] = []
         for source in runs:
             run = source.facts
             key, name, slot = run["key"], run["name"], f"run:{run['key']}"
-            history = _identity(self._history_path(key)) if run["curves"] else None
+            if not run["curves"]:
+                continue
+            entry = index.get(slot)
+            if still and entry is not None and entry[2] is not None:
+                history: list[int] | None = entry[2]
+            else:
+                history = _identity(f"{self._history_dir}/{key}.json")
             if history is None:
                 continue
             kept.add(slot)
@@ -123,6 +133,7 @@ class ChartWriter:
                 racy = any(_racy(history) for _, _, history in overlay_inputs)
                 index["overlay"] = None if racy else stamp
                 found.overlay = f"{quote(self.chart_dir.name)}/{OVERLAY}"
+        index["history"] = folder
         index = {slot: entry for slot, entry in index.items() if slot in kept or (slot == "overlay" and found.overlay)}
         self._prune(runs_dir, set(found.runs), keep_overlay=found.overlay is not None)
         if index != self._index:
@@ -183,7 +194,7 @@ class ChartWriter:
         if not isinstance(data, dict):
             return {}
         # Entries of another shape (an older trl-reporter, a torn write) are redrawn.
-        return {k: v for k, v in data.items() if k == "overlay" or (isinstance(v, list) and len(v) == 3)}
+        return {k: v for k, v in data.items() if k in ("overlay", "history") or (isinstance(v, list) and len(v) == 3)}
 
     def _write_index(self, index: dict[str, Any]) -> None:
         if self._index_path is None:

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .metrics import in_experiment_table
 from .records import RunRecord, json_safe
 
 # Bump when the facts' shape changes: facts kept by an older trl-reporter are then recomputed.
-VERSION = 1
+VERSION = 2
 
 
 def _link(link: Any) -> dict[str, Any] | None:
@@ -47,6 +48,8 @@ def facts_of(run: RunRecord) -> dict[str, Any]:
             "parameters": [[code, value] for code, value in run.parameters],
             "trackio": [trackio.base_url, trackio.project, trackio.run] if trackio else None,
             "scores": [[ev.benchmark, ev.score, ev.higher_is_better, ev.source.value] for ev in shown],
+            # How many rows the run adds to the experiment's evaluations table.
+            "rows": sum(in_experiment_table(ev.benchmark, ev.source.value) for ev in shown),
             "steps_done": run.steps_done,
             "steps_planned": run.steps_planned,
             "final_loss": run.final_loss,

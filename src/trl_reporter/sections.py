@@ -13,7 +13,6 @@ time.
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import os
 import zlib
@@ -59,8 +58,9 @@ _MEMORY_ENTRIES = 20_000
 
 def forget() -> None:
     """Write what is pending, and empty this process's memory of rendered parts."""
-    _flush_all()
+    _fs.flush_caches()
     _MEMORY.clear()
+    _PACKS.clear()
 
 
 class RunParts:
@@ -84,7 +84,6 @@ class RunParts:
         self._depends = depends
         self._cache_dir = cache_dir
         self._kept: dict[str, Parts] = {}  # this render's parts, by digest
-        self._pack: dict[str, Parts] | None = None
         self._wrote = 0
 
     def all(self) -> dict[str, Parts]:
@@ -134,9 +133,12 @@ class RunParts:
         return found
 
     def _read(self, digest: str) -> Parts | None:
-        if self._pack is None:
-            self._pack = _read_pack(self._cache_dir / _PACK) if self._cache_dir is not None else {}
-        return self._pack.get(digest)
+        if self._cache_dir is None:
+            return None
+        folder = str(self._cache_dir)
+        if folder not in _PACKS:
+            _PACKS[folder] = _read_pack(self._cache_dir / _PACK)
+        return _PACKS[folder].get(digest)
 
     def _write(self, digest: str, parts: Parts) -> None:
         self._wrote += 1
@@ -148,38 +150,17 @@ class RunParts:
         that made only a few new parts leaves the file to be written when the process exits (or by
         a later render that made many): a process killed before then costs the next one those few.
         """
-        if self._cache_dir is None:
-            return
-        if not self._wrote and str(self._cache_dir) not in _PENDING:
-            return  # every part came from the cache file: it holds them already
-        _PENDING[str(self._cache_dir)] = self._kept
-        if self._wrote >= _WRITE_NOW:
-            _flush(str(self._cache_dir))
-        elif not _PENDING_AT_EXIT:
-            _PENDING_AT_EXIT.append(True)
-            atexit.register(_flush_all)
+        if self._cache_dir is None or not self._wrote:
+            return  # every part came from the cache file or this process's memory of it
+        kept = self._kept
+        _PACKS[str(self._cache_dir)] = kept
+        _fs.write_cache(self._cache_dir / _PACK, lambda: _pack(kept), now=self._wrote >= _WRITE_NOW)
 
 
 # New parts from which a render writes the cache file at once, rather than at exit.
 _WRITE_NOW = 20
-_PENDING: dict[str, dict[str, Parts]] = {}
-_PENDING_AT_EXIT: list[bool] = []
-
-
-def _flush(folder: str) -> None:
-    parts = _PENDING.pop(folder, None)
-    if parts is None:
-        return
-    try:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        _fs.atomic_write(Path(folder) / _PACK, _pack(parts), durable=False)
-    except OSError:
-        pass  # a cache that cannot be written only costs the next render its time
-
-
-def _flush_all() -> None:
-    for folder in list(_PENDING):
-        _flush(folder)
+# Each experiment's cache file, read once per process.
+_PACKS: dict[str, dict[str, Parts]] = {}
 
 
 _PACK = "parts.pack"

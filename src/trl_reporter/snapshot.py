@@ -137,15 +137,12 @@ class Snapshot:
         return known
 
     def _keep(self, current: dict[str, _Entry]) -> None:
+        """Remember the facts, and write them for the next process: now when many runs were read
+        (or there is no cache file yet), else when this process exits (see :func:`_fs.write_cache`)."""
         _MEMORY[str(self.runs_dir)] = (_code(), current)
-        if self._cache is None:
-            return
-        try:
-            self._cache.parent.mkdir(parents=True, exist_ok=True)
-            body = "\n".join(f"{key}\t{entry.identity}\t{entry.text()}" for key, entry in current.items())
-            _fs.atomic_write(self._cache, f"{_header(body.encode()).decode()}\n{body}", durable=False)
-        except (OSError, ValueError):
-            pass  # without the cache, the next render reads the runs again
+        if self._cache is not None:
+            now = self.read >= _WRITE_NOW or not self._cache.exists()
+            _fs.write_cache(self._cache, lambda: _cache_text(current), now=now)
 
 
 class _Entry:
@@ -163,6 +160,15 @@ class _Entry:
         if self._text is None:
             self._text = json.dumps(self.facts, allow_nan=False)  # ASCII: every character escaped
         return self._text
+
+
+# Runs read again from which the cache file is written at once, rather than at exit.
+_WRITE_NOW = 20
+
+
+def _cache_text(current: dict[str, _Entry]) -> str:
+    body = "\n".join(f"{key}\t{entry.identity}\t{entry.text()}" for key, entry in current.items())
+    return f"{_header(body.encode()).decode()}\n{body}"
 
 
 def _header(body: bytes) -> bytes:

@@ -149,7 +149,7 @@ class ExperimentStore:
         return self.runs_dir / f"{_checked(key)}.json"
 
     def history_path(self, key: str) -> Path:
-        return self.state_dir / "history" / f"{_checked(key)}.json"
+        return self.state_dir / "history" / f"{_checked(key)}.json"  # chartfiles reads it so too
 
     @property
     def chart_dir(self) -> Path:
@@ -280,7 +280,7 @@ class ExperimentStore:
         try:
             writer = ChartWriter(
                 self.chart_dir,
-                self.history_path,
+                self.state_dir / "history",
                 self.load_history,
                 renderer.draw_chart,
                 renderer.chart_digest(),

@@ -35,7 +35,6 @@ from .chartfiles import Charts
 from .errors import TemplateError
 from .facts import RunSource
 from .formatting import count, duration, plain, score, spark, utc
-from .metrics import in_experiment_table
 from .records import RunRecord
 from .sections import RunParts
 
@@ -231,12 +230,7 @@ class Renderer:
         sources = [run if isinstance(run, RunSource) else RunSource.of(run) for run in runs]
         identities = {s.facts["key"]: s.identity for s in sources if s.identity is not None}
         data, slices, depends = view.context(experiment, [s.facts for s in sources], self._now, charts, identities)
-        data["evaluations"] = [
-            {"run": run, "benchmark": benchmark, "score": score}
-            for run, source in zip(data["runs"], sources)
-            for benchmark, score, _, origin in source.facts["scores"]
-            if in_experiment_table(benchmark, origin)
-        ]
+        data["evaluations"] = sum(run["experiment_rows"] for run in data["runs"])  # the table's rows
         parts = RunParts(self, {s.facts["key"]: s for s in sources}, slices, depends, cache_dir)
         try:
             produced = parts.all()

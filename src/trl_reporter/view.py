@@ -31,6 +31,7 @@ MAX_MESSAGE = 500
 # Benchmark columns of the summary table; every score is in the evaluations tables.
 MAX_SUMMARY_BENCHMARKS = 6
 _TRAINER = Source.TRAINER.value
+_IN_PROGRESS = Status.IN_PROGRESS.value
 
 
 def _number(score: object) -> float | None:
@@ -250,10 +251,11 @@ def context(
                 "runs": [],
             }
         previous, first = latest_of.get(key), firsts.get(key)
-        quiet = liveness.quiet(run["status"] != Status.IN_PROGRESS.value, run["started"], run["heartbeat"], now)
+        final = run["status"] != _IN_PROGRESS
+        quiet = None if final else liveness.quiet(final, run["started"], run["heartbeat"], now)
         part = {
             "stale": {"since": quiet[0], "quiet_for": quiet[1]} if quiet else None,
-            "best": {b: best[b] for b, *_ in run["scores"] if b in best},
+            "best": {b: best[b] for b, *_ in run["scores"] if b in best} if best else {},
             "first_of_experiment": not runs,
             "chart": charts.runs.get(run["key"]),
             "columns": columns,
@@ -274,7 +276,7 @@ def context(
             "ended": run["ended"],
             "steps_done": run["steps_done"],
             "steps_planned": run["steps_planned"],
-            "experiment_rows": sum(in_experiment_table(b, source) for b, _, _, source in run["scores"]),
+            "experiment_rows": run["rows"],
         }
         groups[key]["runs"].append(shown)
         runs.append(shown)
