@@ -228,3 +228,15 @@ def test_one_extreme_history_costs_only_its_own_chart(tmp_path: Path) -> None:
     assert store.render(renderer(), timeout=5)
     for key in ("tiny", "huge", "plain"):
         ET.fromstring((store.chart_dir / "runs" / f"{key}.svg").read_bytes())
+
+
+def test_the_overlay_says_when_it_shows_only_the_latest_runs(tmp_path: Path) -> None:
+    store = ExperimentStore(tmp_path / "training_reports", "exp")
+    for i in range(charts.MAX_OVERLAY_RUNS + 2):
+        curves = History()
+        curves.add("loss", 1, 3.0 - i / 100)
+        record = RunRecord(key=f"r{i}", run_name=f"r{i}", experiment="exp", started_at=1e9 + i, curves=curves.names())
+        store.save_run(record, curves)
+    assert store.render(renderer(), timeout=5)
+    overlay = ET.fromstring((store.chart_dir / "loss.svg").read_bytes())
+    assert overlay.find(f"{SVG}title").text == "Training loss of the latest 20 of 22 runs"  # type: ignore[union-attr]

@@ -124,12 +124,18 @@ class ChartWriter:
             if "loss" in run["curves"]:
                 overlay_inputs.append((key, name, history))
             found.runs[key] = f"{prefix}{key}.svg"  # a run key is URL-safe (naming.is_safe_key)
+        total = len(overlay_inputs)
         overlay_inputs = overlay_inputs[-charts.MAX_OVERLAY_RUNS :]
+        title = (
+            "Training loss of every run"
+            if total == len(overlay_inputs)
+            else f"Training loss of the latest {len(overlay_inputs)} of {total} runs"
+        )
         target = self.chart_dir / OVERLAY
-        stamp = [self._digest, [list(i) for i in overlay_inputs]]
+        stamp = [self._digest, title, [list(i) for i in overlay_inputs]]
         if overlay_inputs:
             fresh = index.get("overlay") == stamp and target.is_file()
-            if fresh or self._drawn("the overlay", self._write_overlay, overlay_inputs, target):
+            if fresh or self._drawn("the overlay", self._write_overlay, overlay_inputs, title, target):
                 racy = any(_racy(history) for _, _, history in overlay_inputs)
                 index["overlay"] = None if racy else stamp
                 found.overlay = f"{quote(self.chart_dir.name)}/{OVERLAY}"
@@ -153,13 +159,13 @@ class ChartWriter:
         data = charts.run_chart(f"{name}: loss by step", history.series) if history else None
         return data is not None and self._write(target, self._draw(data))
 
-    def _write_overlay(self, inputs: list[tuple[str, str, list[int] | None]], target: Path) -> bool:
+    def _write_overlay(self, inputs: list[tuple[str, str, list[int] | None]], title: str, target: Path) -> bool:
         lines = []
         for key, name, _ in inputs:
             history = self._load_history(key)
             if history is not None:
                 lines.append((name, history.series.get("loss", [])))
-        data = charts.overlay_chart("Training loss of every run", lines)
+        data = charts.overlay_chart(title, lines)
         return data is not None and self._write(target, self._draw(data))
 
     def _write(self, target: Path, svg: str) -> bool:
