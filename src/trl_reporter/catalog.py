@@ -84,8 +84,8 @@ def find_run(store: ExperimentStore, name: str) -> RunRecord:
             f"run name {name!r} is shared by {len(called)} runs of experiment {store.experiment!r}; "
             f"name one by its key: {keys}"
         )
-    runs = sorted(store.load_runs(), key=lambda r: r.run_name)
-    listed = [r.run_name if r.key == r.run_name else f"{r.run_name} (key {r.key})" for r in runs[:_LISTED]]
+    runs = sorted(((s.facts["name"], s.facts["key"]) for s in store.sources()), key=lambda r: r[0])
+    listed = [run if key == run else f"{run} (key {key})" for run, key in runs[:_LISTED]]
     more = f", and {len(runs) - _LISTED} more" if len(runs) > _LISTED else ""
     known = ", ".join(listed) + more or "none"
     raise StoreError(f"experiment {store.experiment!r} has no run {name!r}; its runs: {known}")
@@ -96,18 +96,14 @@ def _runs_called(store: ExperimentStore, name: str) -> list[RunRecord]:
 
     Runs trl-reporter starts are saved at ``<slug>``, ``<slug>-2``, ... (what :func:`runs_named`
     probes), but a run file can sit elsewhere: a gap left by a deleted file, a key from an older
-    trl-reporter (``<slug>-<pid>``), a run renamed by hand or by a merge. So each run file's name
-    is read as it is, and only the runs it names are loaded and checked: cheaper than
-    :meth:`ExperimentStore.load_runs`, which checks every field and reads every evaluation.
+    trl-reporter (``<slug>-<pid>``), a run renamed by hand or by a merge. So every run's facts
+    (:meth:`ExperimentStore.sources`, read again only for files that changed) are searched, and
+    only the runs they name are loaded and checked.
     """
-    try:
-        paths = sorted(store.runs_dir.glob("*.json"))
-    except OSError:
-        return []
     found = []
-    for path in paths:
-        if is_safe_key(path.stem) and (read_json(path) or {}).get("run_name") == name:
-            record = store.load_run(path.stem)
+    for source in store.sources():
+        if source.facts["name"] == name:
+            record = store.load_run(source.facts["key"])
             if record is not None and record.run_name == name:
                 found.append(record)
     return sorted(found, key=lambda r: (r.started_at, r.key))
