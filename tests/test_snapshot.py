@@ -153,3 +153,30 @@ def test_a_template_edited_while_the_process_runs_is_used(tmp_path: Path) -> Non
     _run(store, 0, lr=4e-5)  # a change, so that the report is rendered again
     assert store.render(renderer(folder / "report.md.j2"), timeout=5)
     assert store.report_path.read_text().count("#### Parameters (edited)") == 4
+
+
+def test_a_run_changed_twice_within_a_coarse_clock_tick_shows_its_second_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a filesystem with 1-second times, two writes in one second can leave the same identity
+    (same size, and an inode number freed by one atomic write reused by a later one): such a file
+    is never trusted (git's racily-clean rule), so its second change still shows."""
+    import re
+
+    real = snapshot._identities
+
+    def blur(identity: str) -> str:  # whole seconds, and the inode number reused
+        seconds = re.sub(r"\d{9}(?=[./]|$)", "000000000", identity)
+        return re.sub(r"^(\d+\.\d+\.\d+)\.\d+/", r"\1.1/", seconds)
+
+    def coarse(runs_dir: Path, evals_dir: Path) -> dict[str, tuple[str, bool]]:
+        return {k: (blur(v), racy) for k, (v, racy) in real(runs_dir, evals_dir).items()}
+
+    monkeypatch.setattr(snapshot, "_identities", coarse)
+    store = _experiment(tmp_path / "training_reports")
+    record = _run(store, 1, lr=2e-5, changed_arguments=[("logging_steps", "25")])
+    assert "| logging\\_steps | 25 |" in _cached(store)
+    record.changed_arguments = [("logging_steps", "26")]  # same size, same second
+    store.save_run(record)
+    cached = _cached(store)
+    assert "| logging\\_steps | 26 |" in cached and cached == _full(store)

@@ -95,7 +95,10 @@ class Snapshot:
         if current.keys() != known.keys() or self.read:
             self._keep(current)
         sources = [
-            RunSource(e.facts, e.identity, self._loader(key)) for key, e in current.items() if e.facts is not None
+            # No identity for a racy run: its parts are keyed by its whole data, not by its files.
+            RunSource(e.facts, None if e.identity.startswith(_RACY) else e.identity, self._loader(key))
+            for key, e in current.items()
+            if e.facts is not None
         ]
         sources.sort(key=lambda s: (s.facts["started"], s.facts["key"]))
         return sources
