@@ -97,8 +97,10 @@ def _attr(url: object) -> Markup:
 
 def _join(runs: Any, parts: Mapping[str, Markup], separator: str = "") -> Markup:
     """The parts of ``runs`` (a run is anything with a ``key``) in order, with ``separator``
-    between: one call instead of a template loop over a thousand runs."""
-    return Markup(str(separator).join(str(parts[run["key"]]) for run in runs))
+    between, leaving out empty ones (a run without evaluation rows): one call instead of a
+    template loop over a thousand runs."""
+    texts = (parts[run["key"]] for run in runs)
+    return Markup(str(separator).join(text for text in texts if text))
 
 
 def _image(path: object, alt: str) -> Markup:
