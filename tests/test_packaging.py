@@ -37,3 +37,24 @@ def test_capybara_example_is_a_uv_script_for_hf_jobs() -> None:
     assert text.startswith("# /// script\n")
     assert '"trl-reporter"' in text and "Qwen/Qwen2.5-0.5B" in text and "trl-lib/Capybara" in text
     assert "trackio_space_id=" in text
+
+
+def test_the_tiny_model_is_seeded_and_leaves_the_callers_random_state_alone(tmp_path: Path) -> None:
+    import hashlib
+
+    import torch
+
+    from trl_reporter.tiny import build_tiny_model
+
+    torch.manual_seed(1)
+    expected = torch.rand(3)
+    torch.manual_seed(1)
+    first = build_tiny_model(tmp_path / "a")
+    assert torch.equal(torch.rand(3), expected)
+    second = build_tiny_model(tmp_path / "b")
+    third = build_tiny_model(tmp_path / "c", seed=1)
+
+    def weights(folder: Path) -> str:
+        return hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+
+    assert weights(first) == weights(second) != weights(third)
