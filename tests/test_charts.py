@@ -240,3 +240,17 @@ def test_the_overlay_says_when_it_shows_only_the_latest_runs(tmp_path: Path) -> 
     assert store.render(renderer(), timeout=5)
     overlay = ET.fromstring((store.chart_dir / "loss.svg").read_bytes())
     assert overlay.find(f"{SVG}title").text == "Training loss of the latest 20 of 22 runs"  # type: ignore[union-attr]
+
+
+def test_runs_that_share_a_name_are_told_apart_in_the_overlay_by_their_keys(tmp_path: Path) -> None:
+    store = ExperimentStore(tmp_path / "training_reports", "exp")
+    for i, key in enumerate(("tiny", "tiny-2", "other")):
+        curves = History()
+        curves.add("loss", 1, 3.0 - i / 10)
+        name = "other" if key == "other" else "tiny"
+        record = RunRecord(key=key, run_name=name, experiment="exp", started_at=1e9 + i, curves=curves.names())
+        store.save_run(record, curves)
+    assert store.render(renderer(), timeout=5)
+    overlay = ET.fromstring((store.chart_dir / "loss.svg").read_bytes())
+    legend = [t.text for t in overlay.iter(f"{SVG}text")][-3:]
+    assert legend == ["tiny", "tiny-2", "other"]

@@ -171,11 +171,15 @@ def test_summary_says_what_changed_and_marks_the_best(quickstart: Path) -> None:
     report = report_of(quickstart)
     summary = report.split("## Base Model & Dataset")[0]
     assert "| Run | Status | Changed | Steps | Duration | Final loss | Best eval\\_loss | mmlu/acc |" in summary
-    assert "| `tiny-lr-0.001` | Success | — (first run) | 30 / 30 |" in summary
-    assert "| `tiny-lr-0.0003` | Success | learning rate 0.0003 | 30 / 30 |" in summary
-    assert "| **0.5000** (best) |" in summary
+    assert re.search(r"\| `tiny-lr-0.001` - `[0-9: -]+` \| Success \| — \(first run\) \| 30 / 30 \|", summary)
+    assert re.search(r"\| `tiny-lr-0.0003` - `[0-9: -]+` \| Success \| learning rate 0.0003 \| 30 / 30 \|", summary)
+    assert "| **0.5000** (best, higher is better) |" in summary
+    assert summary.count("(best, lower is better)") == 1  # the lower of the two runs' best eval_loss
     assert "| Learning Rate | **0.0003** (was 0.001) |" in report
     assert "![Training loss of every run](quickstart/loss.svg)" in summary
+    # A trainer metric with a known direction has a best; one without (entropy) never does.
+    assert report.count("| eval\\_mean\\_token\\_accuracy | **") == 1
+    assert "| eval\\_entropy | **" not in report
     # The experiment table: the benchmark and the trainer's eval_loss, one model link per run.
     table = report.split("## Experiment Evaluations")[1]
     assert "mean\\_token\\_accuracy" not in table and "entropy" not in table

@@ -161,10 +161,12 @@ class ChartWriter:
 
     def _write_overlay(self, inputs: list[tuple[str, str, list[int] | None]], title: str, target: Path) -> bool:
         lines = []
+        names = [name for _, name, _ in inputs]
         for key, name, _ in inputs:
             history = self._load_history(key)
             if history is not None:
-                lines.append((name, history.series.get("loss", [])))
+                # Runs that share a name are told apart by their keys, as trl-report names them.
+                lines.append((name if names.count(name) == 1 else key, history.series.get("loss", [])))
         data = charts.overlay_chart(title, lines)
         return data is not None and self._write(target, self._draw(data))
 

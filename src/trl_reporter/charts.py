@@ -66,6 +66,10 @@ class _Scale:
         return self.start + (value - self.low) / self.span * (self.end - self.start)
 
 
+def _finite(points: Sequence[Point]) -> bool:
+    return any(math.isfinite(v) for _, v in points)
+
+
 def _path(points: Sequence[Point], x: _Scale, y: _Scale) -> str:
     """``M x y L x y ...``; a non-finite value ends the line, the next finite one starts anew."""
     parts: list[str] = []
@@ -142,6 +146,8 @@ def run_chart(title: str, series: dict[str, list[Point]]) -> dict[str, Any] | No
         for name, label in (("loss", "training loss"), ("eval_loss", "eval loss"))
         if series.get(name)
     ]
+    # A curve with no finite value has nothing to draw: not in the panel, not in the legend.
+    loss = [(label, points) for label, points in loss if _finite(points)] or loss[:1]
     extra = [
         name
         for name in series

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .metrics import in_experiment_table
-from .records import RunRecord, json_safe
+from .records import RunRecord, is_finite_number, json_safe
 
 # Bump when the facts' shape changes: facts kept by an older trl-reporter are then recomputed.
-VERSION = 2
+VERSION = 3
 
 
 def _link(link: Any) -> dict[str, Any] | None:
@@ -46,17 +46,29 @@ def facts_of(run: RunRecord) -> dict[str, Any]:
             "base_model": _link(run.base_model),
             "dataset": _link(run.dataset),
             "parameters": [[code, value] for code, value in run.parameters],
-            "trackio": [trackio.base_url, trackio.project, trackio.run] if trackio else None,
+            "trackio": [trackio.base_url, trackio.project, trackio.run, trackio.local] if trackio else None,
             "scores": [[ev.benchmark, ev.score, ev.higher_is_better, ev.source.value] for ev in shown],
             # How many rows the run adds to the experiment's evaluations table.
             "rows": sum(in_experiment_table(ev.benchmark, ev.source.value) for ev in shown),
             "steps_done": run.steps_done,
             "steps_planned": run.steps_planned,
             "final_loss": run.final_loss,
+            "eval_loss": _best_eval_loss(run),
             "curves": list(run.curves),
         }
     )
     return facts
+
+
+def _best_eval_loss(run: RunRecord) -> float | None:
+    """The run's lowest eval_loss logged, else the trainer's latest one (a run saved before
+    histories were kept); ``None`` when there is no finite one."""
+    if run.best_eval_loss is not None:
+        return run.best_eval_loss
+    for ev in run.evaluations:
+        if ev.source.value == "trainer" and ev.benchmark == "eval_loss" and is_finite_number(ev.score):
+            return float(ev.score)
+    return None
 
 
 @dataclass(frozen=True)

@@ -90,16 +90,11 @@ def in_experiment_table(benchmark: str, source: str) -> bool:
 
 def best_scores(facts: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
     """``benchmark -> [best score, direction, where the direction came from]`` for every benchmark
-    of the experiment table that at least two runs share and whose better direction is known."""
+    or trainer metric that at least two runs share and whose better direction is known."""
     by_benchmark: dict[str, list[tuple[float, bool | None]]] = {}
     for run in facts:
-        for benchmark, score, higher_is_better, source in run["scores"]:
-            # in_experiment_table and is_finite_number, inlined: this runs for every score.
-            if (
-                (source != _TRAINER or benchmark == "eval_loss")
-                and type(score) in (int, float)
-                and math.isfinite(score)
-            ):
+        for benchmark, score, higher_is_better, _ in run["scores"]:
+            if type(score) in (int, float) and math.isfinite(score):  # is_finite_number, inlined
                 by_benchmark.setdefault(benchmark, []).append((score, higher_is_better))
     best = {}
     for name, scored in by_benchmark.items():

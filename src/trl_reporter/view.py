@@ -51,7 +51,7 @@ def _evaluation(ev: Evaluation, model: str | None, best: dict[str, list[Any]]) -
     return {
         "benchmark": ev.benchmark,
         "score": ev.score,
-        "best": {"direction": top[1], "source": top[2]} if top and shown and value == top[0] else None,
+        "best": {"direction": top[1], "source": top[2]} if top and value == top[0] else None,
         "job_url": safe_url(ev.job_link),
         "from_trainer": ev.source is Source.TRAINER,
         "in_experiment_table": shown,
@@ -166,6 +166,7 @@ def run_view(run: RunRecord, part: dict[str, Any]) -> dict[str, Any]:
         "columns": part["columns"],
         "trend": list(run.trend),
         "best_eval_loss": run.best_eval_loss if run.best_eval_loss is not None else _trainer_eval_loss(run),
+        "lowest_eval_loss": part["lowest_eval_loss"],
     }
 
 
@@ -174,12 +175,12 @@ def _dashboard(facts: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     tracked = [f["trackio"] for f in facts if f["trackio"] is not None]
     if not tracked:
         return None
-    base_url, project, _ = tracked[-1]
+    base_url, project, _, local = tracked[-1]
     names: dict[str, None] = {}
-    for url, name, run in tracked:
+    for url, name, run, _ in tracked:
         if url == base_url and name == project:
             names[run] = None
-    return {"url": safe_url(urls.trackio_url(base_url, project, list(names)))}
+    return {"url": safe_url(urls.trackio_url(base_url, project, list(names))), "local": local, "project": project}
 
 
 def _group_key(facts: dict[str, Any]) -> tuple[str, str]:
@@ -231,6 +232,8 @@ def context(
     charts = charts or Charts()
     benchmarks = _benchmarks(facts)
     columns = benchmarks[:MAX_SUMMARY_BENCHMARKS]
+    losses = [f["eval_loss"] for f in facts if f["eval_loss"] is not None]
+    lowest = min(losses) if len(losses) >= 2 else None
     # Every run's parts show the summary's columns: a new column is a change for every run.
     shared = repr(columns)
     identities = identities or {}
@@ -259,10 +262,13 @@ def context(
             "first_of_experiment": not runs,
             "chart": charts.runs.get(run["key"]),
             "columns": columns,
+            "lowest_eval_loss": lowest is not None and run["eval_loss"] == lowest,
         }
         # What the slice is made of, named by identities where there are: repr is a fixed order.
         made_of = [identities.get(f["key"], f["parameters"]) if f else None for f in (previous, first)]
-        depends[run["key"]] = shared + repr((part["stale"], part["best"], not runs, part["chart"], made_of))
+        depends[run["key"]] = shared + repr(
+            (part["stale"], part["best"], not runs, part["chart"], part["lowest_eval_loss"], made_of)
+        )
         part["previous"] = previous["parameters"] if previous else None
         part["first"] = first["parameters"] if first else None
         parts[run["key"]] = part
