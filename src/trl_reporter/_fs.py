@@ -18,7 +18,7 @@ import socket
 import stat
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -210,3 +210,10 @@ def flush_caches(only: str | None = None) -> None:
             atomic_write(Path(name), make(), durable=False)
         except (OSError, ValueError):
             pass
+
+
+def user_cache(environ: Mapping[str, str] = os.environ) -> Path:
+    """This user's cache folder for trl-reporter: ``$XDG_CACHE_HOME/trl-reporter``, else
+    ``~/.cache/trl-reporter``. Local bookkeeping, never inside a project."""
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "trl-reporter"

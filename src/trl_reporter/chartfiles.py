@@ -79,7 +79,6 @@ class ChartWriter:
         self._digest = digest
         self._index_path = cache_dir / _INDEX if cache_dir is not None else None
         self._index: dict[str, Any] = self._read_index()
-        self.written = 0
 
     def update(self, runs: list[RunSource], *, check: bool = False) -> Charts:
         """Draw what changed, remove charts of runs that are gone; returns what the report links.
@@ -176,7 +175,6 @@ class ChartWriter:
             return True
         target.parent.mkdir(parents=True, exist_ok=True)
         _fs.atomic_write(target, svg, durable=False)  # redrawn from the state if a crash tears it
-        self.written += 1
         return True
 
     def _prune(self, runs_dir: Path, keep: set[str], *, keep_overlay: bool) -> None:

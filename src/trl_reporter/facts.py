@@ -53,14 +53,14 @@ def facts_of(run: RunRecord) -> dict[str, Any]:
             "steps_done": run.steps_done,
             "steps_planned": run.steps_planned,
             "final_loss": run.final_loss,
-            "eval_loss": _best_eval_loss(run),
+            "eval_loss": best_eval_loss(run),
             "curves": list(run.curves),
         }
     )
     return facts
 
 
-def _best_eval_loss(run: RunRecord) -> float | None:
+def best_eval_loss(run: RunRecord) -> float | None:
     """The run's lowest eval_loss logged, else the trainer's latest one (a run saved before
     histories were kept); ``None`` when there is no finite one."""
     if run.best_eval_loss is not None:

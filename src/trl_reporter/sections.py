@@ -30,9 +30,8 @@ from .facts import RunSource
 
 def cache_dir_for(state_dir: Path, environ: Mapping[str, str] = os.environ) -> Path:
     """This user's cache folder for the experiment whose state is in ``state_dir``."""
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     name = hashlib.sha256(str(state_dir.resolve()).encode("utf-8", "backslashreplace")).hexdigest()[:24]
-    return Path(base) / "trl-reporter" / "sections" / name
+    return _fs.user_cache(environ) / "sections" / name
 
 
 # What each run contributes to the page, one macro of run.md.j2 each.

@@ -278,8 +278,7 @@ def _bytecode_cache(environ: Mapping[str, str] = os.environ) -> jinja2.BytecodeC
     """Compiled templates, kept in this user's cache folder (``trl-reporter/jinja``, private to
     the user, like Python's own ``__pycache__``), so that a command does not compile the templates
     again; jinja2 recompiles a template whose source changed."""
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = Path(base) / "trl-reporter" / "jinja"
+    folder = _fs.user_cache(environ) / "jinja"
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError:

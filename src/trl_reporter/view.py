@@ -10,7 +10,7 @@ It works in two steps, so that a report of a thousand runs re-renders only what 
 :func:`context` reads every run's small :mod:`~trl_reporter.facts` and lays out the page (order,
 groups, best scores, the dashboard), giving each run a *slice* of what the rest of the experiment
 means to it (the previous run's parameters, the best scores, the chart); :func:`run_view` then
-turns one run's record and its slice into the data of its section. :func:`report` does both.
+turns one run's record and its slice into the data of its section.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from . import liveness, urls
 from .chartfiles import Charts
-from .facts import facts_of
+from .facts import best_eval_loss
 from .markdown import safe_url
 from .metrics import best_scores, in_experiment_table
 from .records import Evaluation, RunRecord, Source, Status, is_finite_number, json_safe
@@ -104,14 +104,6 @@ def _changes(parameters: list[list[Any]], first: list[list[Any]]) -> list[dict[s
 _MISSING = object()
 
 
-def _trainer_eval_loss(run: RunRecord) -> float | None:
-    """The trainer's latest eval_loss, for a run saved before histories were kept."""
-    for ev in run.evaluations:
-        if ev.source is Source.TRAINER and ev.benchmark == "eval_loss":
-            return _number(ev.score)
-    return None
-
-
 def run_view(run: RunRecord, part: dict[str, Any]) -> dict[str, Any]:
     """The data of one run's section and rows, from its record and its slice (see :func:`context`)."""
     failure = run.failure
@@ -165,7 +157,7 @@ def run_view(run: RunRecord, part: dict[str, Any]) -> dict[str, Any]:
         "chart": part["chart"],
         "columns": part["columns"],
         "trend": list(run.trend),
-        "best_eval_loss": run.best_eval_loss if run.best_eval_loss is not None else _trainer_eval_loss(run),
+        "best_eval_loss": best_eval_loss(run),
         "lowest_eval_loss": part["lowest_eval_loss"],
     }
 
@@ -298,18 +290,3 @@ def context(
         "in_progress": Status.IN_PROGRESS.value,
     }
     return page, parts, depends
-
-
-def report(
-    experiment: str, runs: Sequence[RunRecord], now: float | None = None, charts: Charts | None = None
-) -> dict[str, Any]:
-    """The template's whole input at once: the page, with every run's full data in place."""
-    page, parts, _ = context(experiment, [facts_of(r) for r in runs], now, charts)
-    views = {r.key: run_view(r, parts[r.key]) for r in runs}
-    for group in page["groups"]:
-        group["runs"] = [views[r["key"]] for r in group["runs"]]
-    page["runs"] = [views[r["key"]] for r in page["runs"]]
-    page["evaluations"] = [
-        {"run": run, "evaluation": ev} for run in page["runs"] for ev in run["evaluations"] if ev["in_experiment_table"]
-    ]
-    return page
