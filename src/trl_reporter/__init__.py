@@ -12,10 +12,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import EvaluationError, RecordError, StatusError, StoreError, TemplateError, TrlReporterError
+from .errors import (
+    DestinationError,
+    EvaluationError,
+    RecordError,
+    StatusError,
+    StoreError,
+    TemplateError,
+    TrlReporterError,
+)
 
 __version__ = "0.1.0"
 __all__ = [
+    "DestinationError",
     "EvaluationError",
     "RecordError",
     "ReportCallback",

@@ -31,3 +31,7 @@ class EvaluationError(TrlReporterError, ValueError):
 
 class TemplateError(TrlReporterError, ValueError):
     """A report template that cannot be loaded or rendered, or that tried something unsafe."""
+
+
+class DestinationError(TrlReporterError, ValueError):
+    """A publish destination or pull source that cannot be one, or that cannot be reached."""

@@ -23,7 +23,7 @@ _V1_FAILURES = {
 def from_schema_1(data: dict[str, Any]) -> dict[str, Any]:
     """Schema 1 (trl-reporter 0.1): ``run_id`` was the key, and reasons and notes were sentences."""
     new = dict(data)
-    new["key"] = data.get("run_id")
+    new["key"] = new.pop("run_id", None)
     failure = data.get("failure")
     if isinstance(failure, dict) and isinstance(failure.get("reason"), str):
         text = failure["reason"]

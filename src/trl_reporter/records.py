@@ -177,6 +177,13 @@ class RunRecord:
     curves: list[str] = field(default_factory=list)
     trend: list[float] = field(default_factory=list)
     best_eval_loss: float | None = None
+    # Which run this is wherever its file travels (a pull, a publish): made once, at its start,
+    # and kept through resumptions; and how many times its state was saved, so that of two
+    # copies of the same run the newer wins.
+    run_id: str | None = None
+    revision: int = 0
+    # Where the report is published besides this project (see publish.py), as shown to readers.
+    published_to: list[str] = field(default_factory=list)
 
     # -- state machine -------------------------------------------------------------------------
 
@@ -206,6 +213,26 @@ class RunRecord:
         self.failure = None
         self.stop_reason = None
         self.heartbeat_at = at
+
+    def take_process_of(self, current: RunRecord) -> None:
+        """Resuming: this saved run continues in ``current``'s process, with its arguments."""
+        for name in (
+            "parameters",
+            "changed_arguments",
+            "host",
+            "host_id",
+            "pid",
+            "process_started",
+            "job_id",
+            "job_url",
+            "steps_planned",
+            "model_link",
+            "trackio_off",
+            "trackio_variable",
+            "published_to",
+        ):
+            setattr(self, name, getattr(current, name))
+        self.trackio = current.trackio or self.trackio
 
     def survive_signal(self, signal_name: str, *, at: float, step: int) -> None:
         """Take back a Failure recorded for a signal whose handler let training go on.

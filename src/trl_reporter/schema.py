@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -38,6 +39,7 @@ from .records import (
 MAX_TIMESTAMP = 253402300799.0
 MAX_TEXT = 1_000_000
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf, "infinity": math.inf, "-infinity": -math.inf}
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
 E = TypeVar("E", bound=enum.Enum)
 T = TypeVar("T")
 
@@ -221,9 +223,14 @@ def load_run(data: object, skipped: list[str] | None = None) -> RunRecord:
         curves=f.names("curves"),
         trend=f.reals("trend"),
         best_eval_loss=f.opt_real("best_eval_loss"),
+        run_id=f.opt_text("run_id"),
+        revision=f.opt_count("revision") or 0,
+        published_to=f.names("published_to", limit=4),
     )
     if not record.key or not record.run_name:
         raise RecordError("a run needs a key and a run_name")
+    if record.run_id is not None and not _RUN_ID.fullmatch(record.run_id):
+        raise RecordError(f"run_id {record.run_id[:80]!r} is not 32 hexadecimal digits")
     if record.host_id is not None and record.host_id.count("/") < 2:
         raise RecordError(f"host_id {record.host_id[:80]!r} is not <host>/<boot id>/<pid namespace>")
     evaluations = data.get("evaluations", [])

@@ -3,25 +3,21 @@
 Layout inside the report directory::
 
     <slug>.md                              the report (a view, always rebuilt from the state)
+    <slug>/loss.svg, <slug>/runs/<run>.svg  the charts the report shows (see charts)
     .trl-reporter/<slug>/experiment.json   the experiment's real name
     .trl-reporter/<slug>/runs/<run>.json   one file per run, written only by that run's process
     .trl-reporter/<slug>/evals/<run>/*.json   evaluations added from outside the training
     .trl-reporter/<slug>/history/<run>.json   the run's logged curves (read only to draw charts)
-    <slug>/loss.svg, <slug>/runs/<run>.svg  the charts the report shows (see charts)
-    .trl-reporter/<slug>/.lock             serialises rendering between processes (not committed)
-    .trl-reporter/<slug>/.generation       one byte appended per saved change (see freshness)
-    .trl-reporter/<slug>/.rendered         what the markdown was last rendered from (see freshness)
+    .trl-reporter/<slug>/{.lock,.generation,.rendered}   local bookkeeping (see freshness)
 
 One file per run means concurrent writers never overwrite each other's runs, and two git branches
 that each add a run merge without conflicts. The lock is only needed to render, and is always
 taken with a timeout: if it is not had in time, the run's own state is still saved, and whoever
-renders next (a writer, or any ``trl-report`` command) sees that the markdown is behind and
-brings it up to date.
+renders next brings the markdown up to date.
 
 Every file here may come from a stranger (a commit, a merge, a pull): each is validated on load,
 and a file that fails is skipped with a warning that names it. Every path component read from a
-file must pass :func:`naming.is_safe_key`, the check that names typed by users pass, so nothing
-read can point outside the report directory.
+file must pass :func:`naming.is_safe_key`, so nothing read can point outside the report directory.
 """
 
 from __future__ import annotations
@@ -152,8 +148,7 @@ class ExperimentStore:
         return self.state_dir / "history" / f"{_checked(key)}.json"  # chartfiles reads it so too
 
     @property
-    def chart_dir(self) -> Path:
-        """Where the report's charts go: beside the report, so a relative link finds them."""
+    def chart_dir(self) -> Path:  # beside the report, so that a relative link finds the charts
         return self.root / self.slug
 
     @property
@@ -177,9 +172,10 @@ class ExperimentStore:
         attach_evaluations(self.evals_dir, runs)
         return runs
 
-    def add_evaluations(self, key: str, evaluations: list[Evaluation]) -> None:
+    def add_evaluations(self, key: str, evaluations: list[Evaluation], *, name: str | None = None) -> None:
         """Save evaluations of a run as one new file: no read-modify-write, so concurrent adds
-        lose nothing, and git branches that each add scores merge without conflicts."""
+        lose nothing, and git branches that each add scores merge without conflicts. ``name`` is
+        the file name of evaluations copied from another copy of the state (see merge)."""
         directory = self.evals_dir / _checked(key)
         self._refuse_symlinks(self.evals_dir, directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -187,13 +183,21 @@ class ExperimentStore:
         for evaluation in evaluations:
             evaluation.added_at = evaluation.added_at or now
         # Names sort by time, so evaluations keep the order they were added in.
-        name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(3)}.json"
+        name = name or f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(3)}.json"
+        _checked(name.removesuffix(".json"))
         rows = [json_safe(dataclasses.asdict(e)) for e in evaluations]
         text = _dumps(scrub({"schema": SCHEMA_VERSION, "evaluations": rows}))
         for row in json.loads(text)["evaluations"]:
             load_evaluation(row)  # never save what would not load back
         _fs.atomic_write(directory / name, text)
         freshness.count_change(self.state_dir)
+
+    def evaluation_files(self, key: str) -> set[str]:
+        """The names of a run's evaluation files."""
+        try:
+            return {p.name for p in (self.evals_dir / _checked(key)).glob("*.json")}
+        except OSError:
+            return set()
 
     def create_exclusive(self, key: str) -> bool:
         """Create the run's (empty) state file if nobody has; False if it exists already."""
@@ -207,13 +211,12 @@ class ExperimentStore:
     def load_run(self, key: str) -> RunRecord | None:
         return read_run(self.run_path(key))
 
-    def save_run(self, record: RunRecord, history: History | None = None) -> None:
+    def save_run(self, record: RunRecord, history: History | None = None, *, copy: bool = False) -> None:
         """Durably save one run's state (no lock needed: each run file has a single writer), and
         its history first when given, so the run file never names curves its history lacks.
-
-        Only the trainer's own evaluations belong to the run file; the others live beside it.
-        What is saved is first read back the way a stranger's file would be: a value that would
-        not load is never written.
+        Each save is one more revision, except the ``copy`` of a run merged from elsewhere. Only
+        the trainer's own evaluations belong to the run file; the others live beside it. What is
+        saved is first read back as a stranger's file would be: what would not load is not written.
         """
         path = self.run_path(record.key)
         self.runs_dir.mkdir(parents=True, exist_ok=True)
@@ -222,6 +225,7 @@ class ExperimentStore:
             self._refuse_symlinks(history_path.parent)
             history_path.parent.mkdir(exist_ok=True)
             _fs.atomic_write(history_path, json.dumps(history.to_dict(), separators=(",", ":")) + "\n")
+        record.revision += 0 if copy else 1
         data = record.to_dict()
         data["evaluations"] = [e for e in data["evaluations"] if e.get("source") == "trainer"]
         text = _dumps(scrub(data))
