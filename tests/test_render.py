@@ -38,6 +38,7 @@ def golden_runs() -> list[RunRecord]:
         pid=4242,
         job_id="6928a8f1c0ffee0012345678",
         job_url="https://huggingface.co/jobs/acme/6928a8f1c0ffee0012345678",
+        published_to=["hf://datasets/acme/training-reports"],
         trackio=space,
         steps_done=1233,
         steps_planned=1233,

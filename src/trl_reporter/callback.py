@@ -15,6 +15,7 @@ from transformers import TrainerCallback
 
 from ._guard import Guard, event
 from .capture import Settings
+from .destinations import chosen_destination
 from .lifecycle import RunSession
 from .template import chosen_template, renderer
 from .trackio_local import local_trackio_callback
@@ -42,9 +43,14 @@ class ReportCallback(TrainerCallback):
         trackio: start local Trackio logging when ``report_to`` does not include it (default on).
             Trackio started this way stays on this machine: no Space, no sync on push, no model
             card change. Only ``report_to="trackio"`` uploads, as transformers does.
+        publish: where else to keep the report (``$TRL_REPORTER_PUBLISH``): a directory (a
+            mounted bucket volume, say) or a Hub repo, ``hf://datasets/<namespace>/<name>[/<path>]``
+            or ``hf://<namespace>/<name>[/<path>]``. Published on a background thread; see the
+            README's "Training on Hugging Face Jobs".
 
     Raises:
         TemplateError: at construction, for a template that is missing or does not parse.
+        DestinationError: at construction, for a ``publish`` destination that cannot be one.
     """
 
     def __init__(
@@ -57,6 +63,7 @@ class ReportCallback(TrainerCallback):
         job_owner: str | None = None,
         template: str | os.PathLike[str] | None = None,
         trackio: bool = True,
+        publish: str | os.PathLike[str] | None = None,
     ) -> None:
         self.settings = Settings(
             experiment=experiment,
@@ -66,6 +73,7 @@ class ReportCallback(TrainerCallback):
             job_owner=job_owner,
             trackio=trackio,
             template=chosen_template(template),
+            destination=chosen_destination(publish),
         )
         # A bad template path is the user's mistake, made before training: say so now.
         self._render = renderer(self.settings.template)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import detect, liveness, naming, params, urls
 from ._guard import Guard
+from .destinations import Destination
 from .records import Failure, FailureReason, RunRecord, TrackioOff
 from .redact import clean_text
 
@@ -38,6 +40,7 @@ class Settings:
     job_owner: str | None = None
     trackio: bool = True
     template: str | None = None
+    destination: Destination | None = None  # where to publish (see publish.py)
 
 
 @dataclass
@@ -105,6 +108,7 @@ def capture_run(
         trackio=tracked,
         steps_planned=int(getattr(state, "max_steps", 0) or 0) or None,
         model_link=model_link(args, environ),
+        run_id=uuid.uuid4().hex,
     )
     record.parameters = guard.attempt(
         "collecting training parameters", lambda: params.curated(args, model, trainer_class), []

@@ -11,16 +11,15 @@ from __future__ import annotations
 import atexit
 import logging
 import math
-import os
-import shlex
 import sys
 import time
 from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from . import capture, catalog, detect, liveness, maintenance, naming
+from . import capture, catalog, detect, liveness, maintenance, naming, publish
 from ._guard import Guard
+from .announce import announce
 from .capture import Captured, Settings
 from .endings import ProcessHooks
 from .history import History
@@ -33,7 +32,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-QUIET_ENV = "TRL_REPORTER_QUIET"
 # Metrics of an evaluation that describe the evaluation loop (speed, tokens counted), not the model.
 _NOT_SCORES = ("epoch", "_runtime", "_samples_per_second", "_steps_per_second", "_num_tokens")
 
@@ -56,6 +54,7 @@ class RunSession:
         self._saved = 0  # of which the state file holds this many
         self._final_unsaved = False
         self.history = History()
+        self.outreach = publish.Outreach()
 
     # -- starting ----------------------------------------------------------------------------
 
@@ -92,29 +91,19 @@ class RunSession:
             False,
         )
         session = cls(captured.record, store, render, guard, state)
+        session.outreach = guard.attempt(
+            "setting up publishing",
+            lambda: publish.Outreach.for_run(settings.destination, session, args, render),
+            session.outreach,
+        )
         # Even if this first write fails (a full disk, a broken template), the session and its
         # hooks live on: later writes may succeed, and the ending must still be recorded.
         session.record.key = f"{naming.slug(session.record.run_name)}-{captured.record.pid}"
         guard.attempt("saving the run", lambda: session._claim(captured), None)
         session.hooks.install()
-        guard.attempt("announcing the report", session.announce, None)
+        guard.attempt("announcing the report", lambda: announce(session.record, store), None)
+        session.outreach.notify("start")
         return session
-
-    def announce(self, environ: Mapping[str, str] = os.environ) -> None:
-        """The reporter's one line of its own, on stderr as Trackio announces itself: where the
-        report is and how to read it. ``TRL_REPORTER_QUIET=1`` turns it off."""
-        if environ.get(QUIET_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
-            return
-        path = self.store.report_path
-        try:
-            shown = os.path.relpath(path)
-            shown = shown if not shown.startswith("..") else str(path)
-        except ValueError:  # another drive on Windows
-            shown = str(path)
-        sys.stderr.write(
-            f"* trl-reporter: run {clean_text(self.record.run_name)!r} is reported in {clean_text(shown)}; "
-            f"read it there, or run: trl-report show {shlex.quote(clean_text(self.store.experiment))}\n"
-        )
 
     def _claim(self, captured: Captured) -> None:
         """Claim this run's state file (no lock needed), save it and render: the run shows at once."""
@@ -130,23 +119,7 @@ class RunSession:
         """Resume a saved run: keep its identity and start, note the resumption."""
         current = self.record
         previous.reopen(at=current.started_at, step=int(getattr(self.state, "global_step", 0) or 0))
-        # The resumed run now lives in this process: its liveness is this process's.
-        for field in (
-            "parameters",
-            "changed_arguments",
-            "host",
-            "host_id",
-            "pid",
-            "process_started",
-            "job_id",
-            "job_url",
-            "steps_planned",
-            "model_link",
-            "trackio_off",
-            "trackio_variable",
-        ):
-            setattr(previous, field, getattr(current, field))
-        previous.trackio = current.trackio or previous.trackio
+        previous.take_process_of(current)  # the resumed run now lives in this process
         self.record = previous
         # The curves go on from the checkpoint's step: what was logged after it is replayed.
         self.history = self.store.load_history(previous.key) or History()
@@ -215,6 +188,7 @@ class RunSession:
             if found is not None:
                 self.record.trackio = found
                 self._save()
+                self.outreach.notify("evaluation")
 
     def heartbeat(self, *, now: float | None = None) -> None:
         """At most once a minute while training runs: the run's own state file, no render."""
@@ -223,7 +197,9 @@ class RunSession:
             self._next_heartbeat = now + liveness.HEARTBEAT_EVERY
             self.record.heartbeat_at = time.time()
             self.record.steps_done = int(getattr(self.state, "global_step", 0) or 0)
-            self._save(render=False)
+            rendered = self.outreach.adopt_job_url(self.record)
+            self._save(render=rendered)
+            self.outreach.notify("heartbeat")
 
     def log(self, logs: Mapping[str, Any]) -> None:
         """Keep the last logged training loss (NaN and infinities too: a diverged run must say so)
@@ -249,7 +225,9 @@ class RunSession:
             self.record.set_metric(name, value, step=step, job_link=self.record.job_url)
             self.history.add(name, step, float(value))
         self.record.steps_done = step
+        self.outreach.adopt_job_url(self.record)
         self._save()
+        self.outreach.notify("evaluation")
 
     # -- endings -----------------------------------------------------------------------------
 
@@ -271,17 +249,25 @@ class RunSession:
             self.record.finish(Status.SUCCESS, at=time.time(), steps_done=step)
         self._save_final(maintenance.LOCK_TIMEOUT_FINAL)
 
-    def fail(self, failure: Failure, *, timeout: float = maintenance.LOCK_TIMEOUT_FINAL) -> None:
+    def fail(
+        self,
+        failure: Failure,
+        *,
+        timeout: float = maintenance.LOCK_TIMEOUT_FINAL,
+        deadline: float = publish.FINAL_DEADLINE,
+    ) -> None:
         """Record a failure now, unless the run already ended (a final status is never downgraded)."""
         if self.record.status.is_final:
             return
         self.hooks.uninstall()
         self.record.fail(failure, at=time.time(), steps_done=int(getattr(self.state, "global_step", 0) or 0))
-        self._save_final(timeout)
+        self._save_final(timeout, deadline=deadline)
 
-    def _save_final(self, timeout: float) -> None:
-        """Save a final status. If that fails (a moment of full disk), try again when the process
-        exits: a run that trained to the end must not be found "vanished" for want of one write."""
+    def _save_final(self, timeout: float, *, deadline: float | None = None) -> None:
+        """Save a final status, then publish it (waiting at most ``deadline`` seconds). If the save
+        fails (a moment of full disk), try again when the process exits: a run that trained to the
+        end must not be found "vanished" for want of one write."""
+        self.outreach.adopt_job_url(self.record)
         try:
             self._save(timeout=timeout)
         except Exception:
@@ -291,6 +277,8 @@ class RunSession:
                 self._final_unsaved = True
                 atexit.register(self._retry_final_at_exit)
             raise
+        finally:
+            self.outreach.finish(deadline)
         self._final_unsaved = False
 
     def _retry_final_at_exit(self) -> None:
@@ -317,7 +305,9 @@ class RunSession:
         self.fail(Failure(reason=reason))
 
     def on_signal(self, name: str) -> None:
-        self.fail(capture.signal_failure(name), timeout=maintenance.LOCK_TIMEOUT_SIGNAL)
+        self.fail(
+            capture.signal_failure(name), timeout=maintenance.LOCK_TIMEOUT_SIGNAL, deadline=publish.SIGNAL_DEADLINE
+        )
 
     def on_signal_survived(self, name: str) -> None:
         """The program's own handler returned: training goes on, and so does the run."""
@@ -326,3 +316,4 @@ class RunSession:
             self._final_unsaved = False  # the failure is taken back: nothing final is pending
             self.hooks.install()
             self._save(timeout=maintenance.LOCK_TIMEOUT_SIGNAL)
+            self.outreach.notify("status")

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from . import catalog, detect, liveness, naming
+from .destinations import chosen_destination
 from .errors import StoreError
 from .evals import Score, check_link, default_job_link, validate
 from .records import Evaluation, Failure, FailureReason, RunRecord, Source, Status
@@ -149,12 +150,19 @@ def add_evaluations(
     ``run`` is the run's key, or its name when no other run has it (a shared name raises
     :class:`StoreError` listing the keys). Raises :class:`StoreError` naming the experiments or
     runs that exist when either is unknown, and :class:`EvaluationError` for a bad score or link;
-    nothing is written in either case.
+    nothing is written in either case. With ``$TRL_REPORTER_PUBLISH`` set (inside a Job, say),
+    the report is then published there too, waiting at most 30 s (a failure is logged).
     """
     render = renderer(chosen_template(template, environ))
     store = catalog.find_experiment(naming.report_dir(report_dir, environ), experiment)
     plan = check_scores(store, run, scores, job_link=job_link, model_link=model_link, environ=environ)
-    return save_scores(plan, render, source=Source.API, timeout=LOCK_TIMEOUT_COMMAND)
+    added = save_scores(plan, render, source=Source.API, timeout=LOCK_TIMEOUT_COMMAND)
+    destination = chosen_destination(None, environ)
+    if destination is not None:
+        from .publish import publish_once
+
+        publish_once(store, render, destination)
+    return added
 
 
 def add_evaluation(

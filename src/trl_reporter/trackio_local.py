@@ -11,7 +11,8 @@ end of training neither freezes one nor tags the model card. If the environment 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from .detect import trackio_remote_variable
@@ -38,10 +39,32 @@ def local_trackio_callback(environ: Mapping[str, str] = os.environ) -> tuple[Any
 
     class LocalTrackioCallback(TrackioCallback):
         def setup(self, args: Any, state: Any, model: Any, **kwargs: Any) -> None:
-            super().setup(_WithoutRemoteTrackio(args), state, model, **kwargs)  # type: ignore[no-untyped-call]
+            with _no_username_lookup():
+                super().setup(_WithoutRemoteTrackio(args), state, model, **kwargs)  # type: ignore[no-untyped-call]
             self._space_id = self._static_space_id = None
 
         def on_push_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
             return None
 
     return LocalTrackioCallback(), None  # type: ignore[no-untyped-call]
+
+
+@contextmanager
+def _no_username_lookup() -> Iterator[None]:
+    """A local Trackio run labels itself with the Hub user name, asking ``whoami()`` on the training
+    thread, with no timeout, whenever a token is set: with a hanging network, training would hang
+    at its start. A run kept on this machine needs no Hub name, so it is not asked for."""
+    try:
+        from trackio.run import Run
+    except ImportError:
+        yield
+        return
+    original = Run.__dict__.get("_get_username")
+    if original is None:
+        yield
+        return
+    Run._get_username = lambda self: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Run._get_username = original  # type: ignore[method-assign]

@@ -131,6 +131,7 @@ def run_view(run: RunRecord, part: dict[str, Any]) -> dict[str, Any]:
         "host": run.host,
         "job_id": run.job_id,
         "job_url": safe_url(run.job_url),
+        "published_to": list(run.published_to),
         "stale": part["stale"],
         "final_loss": run.final_loss,
         "mean_loss": run.mean_loss,
