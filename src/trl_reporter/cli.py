@@ -6,6 +6,7 @@
     trl-report import-eval EXPERIMENT RUN FILE
     trl-report reconcile
     trl-report render [EXPERIMENT]
+    trl-report pull SOURCE [EXPERIMENT] [--watch [--every SECONDS]]
 
 RUN is a run's key (``show`` lists them), or its name when no other run of the experiment has it.
 Works on ``training_reports/`` at the project root, or ``--report-dir``, and renders with the
@@ -29,7 +30,7 @@ from typing import Any, NoReturn
 
 from . import __version__, maintenance, naming
 from .catalog import experiments, find_experiment
-from .errors import TrlReporterError
+from .errors import DestinationError, TrlReporterError
 from .evals import Score, read_results
 from .formatting import duration, score, utc
 from .liveness import stale
@@ -91,6 +92,15 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("reconcile", parents=[common], help="mark runs whose process vanished as Failure")
     ren = sub.add_parser("render", parents=[common], help="re-render reports from their saved state")
     ren.add_argument("experiment", nargs="?")
+    pull = sub.add_parser(
+        "pull", parents=[common], help="merge runs published elsewhere (a directory, a Hub repo, a bucket) into these"
+    )
+    pull.add_argument(
+        "source", help="a directory, hf://datasets/<ns>/<name>[/<path>], hf://<ns>/<name>, hf://buckets/..."
+    )
+    pull.add_argument("experiment", nargs="?", help="only this experiment (default: all of them)")
+    pull.add_argument("--watch", action="store_true", help="pull again until every run pulled has ended")
+    pull.add_argument("--every", type=float, default=30.0, metavar="SECONDS", help="with --watch (default: 30)")
     return parser
 
 
@@ -271,6 +281,34 @@ def _render(args: argparse.Namespace, root: Path) -> int:
     return 0
 
 
+def _pull(args: argparse.Namespace, root: Path) -> int:
+    from .destinations import parse
+    from .pull import Puller, watch
+
+    source = parse(args.source, reading=True)
+    if args.every <= 0:
+        raise DestinationError("--every must be a positive number of seconds")
+    _reconcile(args, root)
+
+    def say(results: list[Any], left: list[RunRecord]) -> None:
+        for result in results:
+            store = ExperimentStore(root, result.experiment)
+            print(
+                f"{_plain(result.experiment)}: {len(result.added)} new run(s), {len(result.updated)} updated, "
+                f"{result.evaluations} evaluation file(s) -> {store.report_path}"
+            )
+        if args.watch and left:
+            names = ", ".join(f"{_plain(r.run_name)} ({r.status.value}, step {r.steps_done})" for r in left)
+            print(f"trl-report: following {names}; next pull in {args.every:g} s", file=sys.stderr)
+
+    with Puller(source, root, args.experiment, args.render) as puller:
+        if args.watch:
+            watch(puller, args.every, say)
+        else:
+            say(puller.pull(), [])
+    return 0
+
+
 _COMMANDS = {
     "list": _list,
     "show": _show,
@@ -278,6 +316,7 @@ _COMMANDS = {
     "import-eval": _import_eval,
     "reconcile": _reconcile_command,
     "render": _render,
+    "pull": _pull,
 }
 
 
