@@ -13,25 +13,32 @@ Locally (needs the network and, realistically, a GPU):
 
     python examples/sft_capybara.py --trackio-space <you>/trackio
 
-On Hugging Face Jobs, where the report would vanish with the job's disk unless it is pushed:
+On Hugging Face Jobs, whose disk is deleted when the Job ends, publish the report as it trains.
+Either into a Storage Bucket mounted in the Job (no token needed inside the Job):
 
     hf jobs uv run --flavor a10g-large --secrets HF_TOKEN \\
-        -e TRL_REPORTER_JOB_OWNER=<you> \\
-        examples/sft_capybara.py --trackio-space <you>/trackio --push-report-to <you>/training-reports
+        -v hf://buckets/<you>/training-reports:/data \\
+        examples/sft_capybara.py --trackio-space <you>/trackio --publish /data/training_reports
 
-Every run appends its section to training_reports/qwen-capybara-sft.md. ``--push-report-to``
-uploads the training_reports folder to a Hub dataset repo when the process exits, after
-trl-reporter has recorded how the run ended (Success, Completed or Failure), including when the
-Job is cancelled (SIGTERM).
+or into a Hub dataset repo (created private if it does not exist):
+
+    hf jobs uv run --flavor a10g-large --secrets HF_TOKEN \\
+        examples/sft_capybara.py --trackio-space <you>/trackio --publish hf://datasets/<you>/training-reports
+
+Then, from the project that launched it (add --watch to follow the run until it ends):
+
+    trl-report pull hf://buckets/<you>/training-reports/training_reports
+    trl-report pull hf://datasets/<you>/training-reports
+
+Every run appends its section to training_reports/qwen-capybara-sft.md. Publishing runs on a
+background thread: at the start, on status changes, after evaluations and at the end, including
+a Failure and a cancelled Job (SIGTERM). With --hub-model-id, the report also goes into the
+model repo with the Trainer's own pushes (output_dir/training_reports/).
 """
 
 from __future__ import annotations
 
 import argparse
-import atexit
-import os
-import signal
-import sys
 
 from datasets import load_dataset
 from trl import SFTConfig, SFTTrainer
@@ -41,33 +48,6 @@ from trl_reporter import ReportCallback
 MODEL = "Qwen/Qwen2.5-0.5B"
 DATASET = "trl-lib/Capybara"
 EXPERIMENT = "qwen-capybara-sft"
-
-
-def push_reports_at_exit(repo_id: str) -> None:
-    """Upload training_reports/ when the process exits.
-
-    atexit runs handlers in reverse order of registration. This one is registered before
-    training starts, so it runs after trl-reporter's own exit hook has written the final status.
-    """
-
-    def push() -> None:
-        from huggingface_hub import HfApi
-
-        api = HfApi()
-        api.create_repo(repo_id, repo_type="dataset", private=True, exist_ok=True)
-        api.upload_folder(
-            repo_id=repo_id,
-            repo_type="dataset",
-            folder_path="training_reports",
-            path_in_repo="training_reports",
-            commit_message=f"trl-reporter: {EXPERIMENT} ({os.environ.get('JOB_ID', 'local run')})",
-        )
-
-    atexit.register(push)
-    # A cancelled Job gets SIGTERM, whose default action ends the process without running atexit.
-    # Turn it into SystemExit instead: trl-reporter's own SIGTERM handler records the failure
-    # first and then chains to this one, and the exit status is still 128 + SIGTERM.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def main() -> None:
@@ -80,11 +60,13 @@ def main() -> None:
     parser.add_argument("--run-name", default=None, help="defaults to the Trackio run name")
     parser.add_argument("--trackio-space", default=None, help="a Space id such as <you>/trackio")
     parser.add_argument("--hub-model-id", default=None, help="push the trained model to this repo")
-    parser.add_argument("--push-report-to", default=None, help="a dataset repo for training_reports/")
+    parser.add_argument(
+        "--publish",
+        default=None,
+        help="where else to keep the report: a directory (a mounted bucket) or hf://datasets/<you>/<name> "
+        "(default: $TRL_REPORTER_PUBLISH)",
+    )
     options = parser.parse_args()
-
-    if options.push_report_to:
-        push_reports_at_exit(options.push_report_to)
 
     dataset = load_dataset(DATASET, split="train")
     args = SFTConfig(
@@ -108,7 +90,7 @@ def main() -> None:
         args=args,
         train_dataset=dataset,
         # The dataset's Hub id is not kept by `datasets`; naming it makes the report's link exact.
-        callbacks=[ReportCallback(EXPERIMENT, dataset=DATASET)],
+        callbacks=[ReportCallback(EXPERIMENT, dataset=DATASET, publish=options.publish)],
     )
     trainer.train()
     if options.hub_model_id:

@@ -31,6 +31,7 @@ for _var in (
     "TRL_REPORTER_EXPERIMENT",
     "TRL_REPORTER_DIR",
     "TRL_REPORTER_JOB_OWNER",
+    "TRL_REPORTER_PUBLISH",
     "HF_ENDPOINT",
     "HF_TOKEN",
 ):

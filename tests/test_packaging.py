@@ -37,6 +37,8 @@ def test_capybara_example_is_a_uv_script_for_hf_jobs() -> None:
     assert text.startswith("# /// script\n")
     assert '"trl-reporter"' in text and "Qwen/Qwen2.5-0.5B" in text and "trl-lib/Capybara" in text
     assert "trackio_space_id=" in text
+    # It publishes with the library, not with push code of its own.
+    assert "publish=options.publish" in text and "upload_folder" not in text and "atexit" not in text
 
 
 def test_the_tiny_model_is_seeded_and_leaves_the_callers_random_state_alone(tmp_path: Path) -> None:
