@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from fakehub import FakeHub
 from helpers import SCRIPTS, build_model_once, only_report, run_states, run_titles
 
 
-def torchrun(mode: str, project: Path, model: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+def torchrun(mode: str, project: Path, model: Path, **extra_env: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", **extra_env)
     return subprocess.run(
         [
             sys.executable,
@@ -38,13 +40,18 @@ def built_model(tiny_model: Path) -> Path:
     return build_model_once(tiny_model)
 
 
-def test_two_ranks_write_exactly_one_run_from_rank_zero(project: Path, built_model: Path) -> None:
-    proc = torchrun("ok", project, built_model)
+def test_two_ranks_write_and_publish_exactly_one_run_from_rank_zero(project: Path, built_model: Path) -> None:
+    with FakeHub() as hub:
+        proc = torchrun("ok", project, built_model, TRL_REPORTER_PUBLISH="hf://datasets/alice/ddp", **hub.env())
+        published = hub.files("dataset", "alice/ddp")
 
     assert proc.returncode == 0, proc.stderr[-3000:]
     [state] = run_states(project)
     assert (state["run_name"], state["status"]) == ("ddp-ok", "Success")
     assert "| Effective Batch Size | 8 (4 × 1 × 2 devices) |" in only_report(project)
+    # Rank 1 published nothing: a second publisher would have added a second run there.
+    assert [p for p in published if "/runs/" in p and p.endswith(".json")] == [".trl-reporter/ddp/runs/ddp-ok.json"]
+    assert json.loads(published[".trl-reporter/ddp/runs/ddp-ok.json"])["status"] == "Success"
 
 
 def test_a_failing_rank_gives_failure(project: Path, built_model: Path) -> None:
