@@ -117,13 +117,14 @@ def test_runs_of_two_jobs_with_the_same_name_into_one_directory_are_both_kept(
     assert len(sections((dest / "exp.md").read_text())) == 2
 
 
-def test_sigterm_mid_training_leaves_the_failure_in_the_destination(tmp_path: Path, tiny_model: Path) -> None:
-    dest, job_dir = tmp_path / "volume", tmp_path / "job"
-    env = dict(os.environ, JOB_ID="job-1", TRL_REPORTER_PUBLISH=str(dest), TRL_REPORTER_DIR=str(job_dir))
-    env.update(STALL_AT="3", STEPS="40")
+def job_at_step(workdir: Path, model: Path, run_name: str, dest: Path, *, at: int, steps: int) -> subprocess.Popen:
+    """A job-like training process (tests/scripts/publish_job.py) that publishes to ``dest``,
+    returned once it reached step ``at`` (it then slows down)."""
+    env = dict(os.environ, JOB_ID=f"job-{run_name}", TRL_REPORTER_PUBLISH=str(dest))
+    env.update(TRL_REPORTER_DIR=str(workdir / "job-disk"), STALL_AT=str(at), STEPS=str(steps))
     proc = subprocess.Popen(
-        [sys.executable, str(SCRIPTS / "publish_job.py"), str(tiny_model), "cancelled"],
-        cwd=tmp_path,
+        [sys.executable, str(SCRIPTS / "publish_job.py"), str(model), run_name],
+        cwd=workdir,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -131,8 +132,14 @@ def test_sigterm_mid_training_leaves_the_failure_in_the_destination(tmp_path: Pa
     )
     assert proc.stdout is not None
     for line in proc.stdout:
-        if line.startswith("AT STEP 3"):
+        if line.startswith(f"AT STEP {at}"):
             break
+    return proc
+
+
+def test_sigterm_mid_training_leaves_the_failure_in_the_destination(tmp_path: Path, tiny_model: Path) -> None:
+    dest = tmp_path / "volume"
+    proc = job_at_step(tmp_path, tiny_model, "cancelled", dest, at=3, steps=40)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGTERM, err[-2000:]
@@ -227,21 +234,8 @@ def test_pull_treats_the_source_as_untrusted(project: Path, tmp_path: Path, capl
 
 
 def test_pull_watch_follows_a_training_until_it_ends(tmp_path: Path, tiny_model: Path) -> None:
-    dest, job_dir = tmp_path / "volume", tmp_path / "job"
-    env = dict(os.environ, JOB_ID="job-w", TRL_REPORTER_PUBLISH=str(dest), TRL_REPORTER_DIR=str(job_dir))
-    env.update(STALL_AT="2", STEPS="10")
-    job = subprocess.Popen(
-        [sys.executable, str(SCRIPTS / "publish_job.py"), str(tiny_model), "watched"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert job.stdout is not None
-    for line in job.stdout:
-        if line.startswith("AT STEP 2"):
-            break
+    dest = tmp_path / "volume"
+    job = job_at_step(tmp_path, tiny_model, "watched", dest, at=2, steps=10)
     laptop = tmp_path / "laptop" / "training_reports"
     watcher = subprocess.run(
         [
