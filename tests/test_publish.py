@@ -23,6 +23,7 @@ from helpers import REPO, SCRIPTS, train
 from trl_reporter import DestinationError, ReportCallback, publish
 from trl_reporter.cli import main as cli
 from trl_reporter.destinations import Directory, Remote, parse
+from trl_reporter.targets import Target
 
 fake_hub = fakehub.fake_hub
 DATASET = ("dataset", "alice/reports")
@@ -233,11 +234,13 @@ def test_pull_treats_the_source_as_untrusted(project: Path, tmp_path: Path, capl
     assert any("bad.json" in r.getMessage() for r in caplog.records)
 
 
-def test_pull_watch_follows_a_training_until_it_ends(tmp_path: Path, tiny_model: Path) -> None:
+def test_pull_watch_waits_for_a_job_that_has_not_published_yet_and_follows_it_to_the_end(
+    tmp_path: Path, tiny_model: Path
+) -> None:
     dest = tmp_path / "volume"
-    job = job_at_step(tmp_path, tiny_model, "watched", dest, at=2, steps=10)
     laptop = tmp_path / "laptop" / "training_reports"
-    watcher = subprocess.run(
+    # The watch starts first, as right after launching a Job: nothing is published yet.
+    watcher = subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -250,14 +253,18 @@ def test_pull_watch_follows_a_training_until_it_ends(tmp_path: Path, tiny_model:
             "0.5",
             str(dest),
         ],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
         cwd=REPO,
     )
+    time.sleep(1.5)
+    assert watcher.poll() is None  # still waiting
+    job = job_at_step(tmp_path, tiny_model, "watched", dest, at=2, steps=10)
+    out, err = watcher.communicate(timeout=120)
     job.communicate(timeout=60)
-    assert watcher.returncode == 0, watcher.stderr[-2000:]
-    assert "following watched (In Progress" in watcher.stderr
+    assert watcher.returncode == 0, err[-2000:]
+    assert "following watched (In Progress" in err
     [title] = sections((laptop / "job-exp.md").read_text())
     assert "`Success`" in title
 
@@ -344,7 +351,7 @@ def test_a_long_run_makes_at_most_one_hub_commit_per_5_minutes_besides_status_ch
     publisher = publish.Publisher(
         store,
         renderer(),
-        [publish.Target(parse("hf://datasets/alice/reports"))],
+        Target(parse("hf://datasets/alice/reports")),
         lambda: "long",
         clock=lambda: clock[0],
     )
@@ -383,7 +390,7 @@ def test_a_hanging_hub_costs_training_nothing_and_the_final_push_gives_up_at_its
         train(tiny_model, [ReportCallback("exp", publish="hf://datasets/alice/reports")], run_name="hung", max_steps=8)
     took = time.monotonic() - started
     assert took < 3.0 + 15, took  # training itself takes a few seconds; the wait is the deadline
-    assert any("gave up publishing" in r.getMessage() for r in caplog.records)
+    assert any("could not publish the final report" in r.getMessage() for r in caplog.records)
     local = (project / "training_reports" / "exp.md").read_text()
     assert "`Success`" in sections(local)[0]  # the local report is whole
 
@@ -463,3 +470,103 @@ def test_only_rank_0_publishes(project: Path, tiny_model: Path, tmp_path: Path) 
     callback.on_train_begin(args, not_zero, None)
     callback.on_train_end(args, not_zero, None)
     assert callback.session is None and not (tmp_path / "dest").exists()
+
+
+def test_a_final_push_that_fails_is_always_said_and_reported_as_not_done(
+    tmp_path: Path, fake_hub: fakehub.FakeHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    from trl_reporter.records import RunRecord
+    from trl_reporter.store import ExperimentStore
+    from trl_reporter.template import renderer
+
+    store = ExperimentStore(tmp_path / "reports", "exp")
+    store.save_run(RunRecord(key="r", run_name="r", experiment="exp", started_at=time.time(), run_id="d" * 32))
+    publisher = publish.Publisher(store, renderer(), Target(parse("hf://datasets/alice/reports")), lambda: "r")
+    fake_hub.inject("commit", 403, 403)  # not retried
+    with caplog.at_level(logging.WARNING):
+        publisher.notify("start")
+        time.sleep(1)  # the first failure is warned once, as a kind
+        assert publisher.finish(5) is False  # the same kind again: still said, as the final one
+    said = [r.getMessage() for r in caplog.records]
+    assert any("could not publish the final report" in m and "403" in m for m in said), said
+
+
+def test_a_hanging_hub_never_holds_up_a_directory(tmp_path: Path, fake_hub: fakehub.FakeHub) -> None:
+    from trl_reporter.records import RunRecord, Status
+    from trl_reporter.store import ExperimentStore
+    from trl_reporter.template import renderer
+
+    store = ExperimentStore(tmp_path / "reports", "exp")
+    record = RunRecord(key="r", run_name="r", experiment="exp", started_at=time.time(), run_id="e" * 32)
+    record.finish(Status.SUCCESS, at=time.time())
+    store.save_run(record)
+    fake_hub.hang_all = True
+    hub = publish.Publisher(store, renderer(), Target(parse("hf://datasets/alice/reports")), lambda: "r")
+    folder = publish.Publisher(store, renderer(), Target(parse(str(tmp_path / "dir"))), lambda: "r")
+    started = time.monotonic()
+    assert publish.finish_all([hub, folder], 2.0) is False
+    assert time.monotonic() - started < 4
+    assert state(tmp_path / "dir")[0]["status"] == "Success"
+
+
+def test_a_run_deleted_from_the_hub_is_not_brought_back_by_a_later_push(
+    project: Path, tiny_model: Path, fake_hub: fakehub.FakeHub, tmp_path: Path
+) -> None:
+    spec = "hf://datasets/alice/reports"
+    train(tiny_model, [ReportCallback("exp", report_dir=tmp_path / "job-1", publish=spec)], run_name="bad-run")
+    callback = ReportCallback("exp", report_dir=tmp_path / "job-2", publish=spec)
+
+    from transformers import TrainerCallback
+
+    class DeleteMidway(TrainerCallback):  # the user deletes the bad run while job 2 trains
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                fake_hub._repos[DATASET].pop(".trl-reporter/exp/runs/bad-run.json")
+
+    train(tiny_model, [callback, DeleteMidway()], run_name="good-run")
+    runs = [p for p in fake_hub.files(*DATASET) if "/runs/" in p and p.endswith(".json")]
+    assert runs == [".trl-reporter/exp/runs/good-run.json"]
+
+
+def test_two_jobs_with_the_same_run_name_into_one_hub_repo_are_both_kept(
+    project: Path, tiny_model: Path, fake_hub: fakehub.FakeHub, tmp_path: Path
+) -> None:
+    for job in ("1", "2"):
+        callback = ReportCallback("exp", report_dir=tmp_path / f"job-{job}", publish="hf://datasets/alice/reports")
+        train(tiny_model, [callback], run_name="same")
+    files = fake_hub.files(*DATASET)
+    runs = sorted(p for p in files if "/runs/" in p and p.endswith(".json"))
+    assert runs == [".trl-reporter/exp/runs/same-2.json", ".trl-reporter/exp/runs/same.json"]
+    assert len(sections(files["exp.md"].decode())) == 2
+
+
+def test_a_failed_copy_leaves_no_empty_claimed_file(tmp_path: Path) -> None:
+    from trl_reporter.merge import merge_experiment
+    from trl_reporter.records import RunRecord
+    from trl_reporter.store import ExperimentStore
+
+    source = ExperimentStore(tmp_path / "a", "exp")
+    source.save_run(RunRecord(key="r", run_name="r", experiment="exp", started_at=1.7e9, run_id="f" * 32))
+    from trl_reporter.history import History
+
+    history = History()
+    history.add("loss", 1, 2.0)
+    source.save_run(source.load_run("r"), history)  # type: ignore[arg-type]
+    target = ExperimentStore(tmp_path / "b", "exp")
+    (target.state_dir / "history").write_text("not a folder")  # every copy with a history fails
+    for _ in range(3):
+        with pytest.raises(OSError):
+            merge_experiment(source, target)
+    assert list(target.runs_dir.glob("*.json")) == []
+
+
+def test_inside_a_job_a_directory_that_is_not_mounted_is_not_written(
+    project: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("JOB_ID", "job-m")
+    missing = project / "data-not-mounted" / "training_reports"
+    with caplog.at_level(logging.WARNING):
+        train(tiny_model, [ReportCallback("exp", publish=missing)], run_name="unmounted")
+    assert not missing.parent.exists()
+    assert any("is the bucket mounted?" in r.getMessage() for r in caplog.records)
+    assert "**Not published:**" in (project / "training_reports" / "exp.md").read_text()

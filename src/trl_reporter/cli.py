@@ -303,7 +303,8 @@ def _pull(args: argparse.Namespace, root: Path) -> int:
 
     with Puller(source, root, args.experiment, args.render) as puller:
         if args.watch:
-            watch(puller, args.every, say)
+            if not watch(puller, args.every, say):
+                print("trl-report: no run to follow appeared in 15 minutes", file=sys.stderr)
         else:
             say(puller.pull(), [])
     return 0

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import random
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -73,9 +75,30 @@ def state_path(relative: str, slugs: Iterable[str] | None = None) -> bool:
     return slugs is None or match.group("slug") in set(slugs)
 
 
-def retrying(call: Callable[[], T], give_up_at: float) -> T:
+class Deadline:
+    """When the wait for a push ends (``at``, monotonic; never while training runs, until the end
+    is waited for). A pause between retries ends early when the deadline is set, so a long
+    ``Retry-After`` during training never holds up the final push."""
+
+    def __init__(self, at: float = math.inf) -> None:
+        self.at = at
+        self._changed = threading.Event()
+
+    def set(self, at: float) -> None:
+        self.at = at
+        self._changed.set()
+
+    def clear(self) -> None:
+        self.at = math.inf
+
+    def sleep(self, seconds: float) -> None:
+        self._changed.clear()
+        self._changed.wait(max(0.0, min(seconds, self.at - time.monotonic())))
+
+
+def retrying(call: Callable[[], T], deadline: Deadline) -> T:
     """``call()``, again after a pause with jitter on 409 (another commit in progress), 429 and
-    5xx, until it succeeds, ``_ATTEMPTS`` are spent, or ``give_up_at`` (monotonic) would pass."""
+    5xx, until it succeeds, ``_ATTEMPTS`` are spent, or the pause would pass the ``deadline``."""
     from huggingface_hub.errors import HfHubHTTPError
 
     for attempt in range(_ATTEMPTS):
@@ -89,10 +112,10 @@ def retrying(call: Callable[[], T], give_up_at: float) -> T:
             pause = min(30.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.5)
             after = _retry_after(response)
             pause = max(pause, after) if after is not None else pause
-            if time.monotonic() + pause > give_up_at:
+            if time.monotonic() + pause > deadline.at:
                 raise
             logger.debug("trl-reporter: the Hub answered %s; trying again in %.1f s", status, pause)
-            time.sleep(pause)
+            deadline.sleep(pause)
     raise AssertionError("unreachable")
 
 
@@ -103,7 +126,7 @@ def _retry_after(response: Any) -> float | None:
         return None
 
 
-def listing(remote: Remote, client: Any, give_up_at: float) -> dict[str, str]:
+def listing(remote: Remote, client: Any, deadline: Deadline) -> dict[str, str]:
     """Every file of the remote report folder: layout path -> blob id (empty if there is none).
     Files larger than a state file can be are left out, so they are never fetched."""
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
@@ -113,7 +136,7 @@ def listing(remote: Remote, client: Any, give_up_at: float) -> dict[str, str]:
         if remote.kind == "bucket":
             entries = retrying(
                 lambda: list(client.list_bucket_tree(remote.repo_id, prefix=remote.path or None, recursive=True)),
-                give_up_at,
+                deadline,
             )
         else:
             entries = retrying(
@@ -122,7 +145,7 @@ def listing(remote: Remote, client: Any, give_up_at: float) -> dict[str, str]:
                         remote.repo_id, path_in_repo=remote.path or None, recursive=True, repo_type=remote.kind
                     )
                 ),
-                give_up_at,
+                deadline,
             )
     except (EntryNotFoundError, RepositoryNotFoundError):
         return {}
@@ -135,8 +158,21 @@ def listing(remote: Remote, client: Any, give_up_at: float) -> dict[str, str]:
     return found
 
 
+def prune(root: Path, files: Mapping[str, str], slugs: Iterable[str]) -> int:
+    """Remove from a local copy the state files (of ``slugs``) that the remote no longer has, so
+    that a run deleted there is not brought back; returns how many."""
+    removed = 0
+    for slug in slugs:
+        for path in sorted((root / ".trl-reporter" / slug).rglob("*.json")):
+            relative = str(path.relative_to(root))
+            if relative not in files and state_path(relative, [slug]):
+                path.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
 def fetch_state(
-    remote: Remote, root: Path, files: Mapping[str, str], client: Any, give_up_at: float, slugs: Iterable[str] | None
+    remote: Remote, root: Path, files: Mapping[str, str], client: Any, deadline: Deadline, slugs: Iterable[str] | None
 ) -> int:
     """Bring the remote's state files (of ``slugs``, else all) into ``root`` where they differ;
     returns how many were fetched. A file larger than a state file can be is skipped."""
@@ -149,7 +185,7 @@ def fetch_state(
             if current is not None and files[rel] and blob_id(current) == files[rel]:
                 continue
             downloaded = Path(scratch) / "file"
-            _download(remote, rel, downloaded, client, give_up_at)
+            _download(remote, rel, downloaded, client, deadline)
             data = _fs.read_regular(downloaded, MAX_FILE_BYTES)
             downloaded.unlink(missing_ok=True)
             if data is None:
@@ -163,7 +199,7 @@ def fetch_state(
     return fetched
 
 
-def _download(remote: Remote, rel: str, to: Path, client: Any, give_up_at: float) -> None:
+def _download(remote: Remote, rel: str, to: Path, client: Any, deadline: Deadline) -> None:
     if remote.kind == "bucket":
         # A bucket file's plain route (as HfFileSystem reads it without Xet): state files are small.
         from urllib.parse import quote
@@ -176,12 +212,12 @@ def _download(remote: Remote, rel: str, to: Path, client: Any, give_up_at: float
             with to.open("wb") as fh:
                 http_get(url, fh, headers=client._build_hf_headers())
 
-        retrying(get, give_up_at)
+        retrying(get, deadline)
         return
     with tempfile.TemporaryDirectory(prefix="trl-reporter-dl-") as where:
         path = retrying(
             lambda: client.hf_hub_download(remote.repo_id, remote.in_repo(rel), repo_type=remote.kind, local_dir=where),
-            give_up_at,
+            deadline,
         )
         os.replace(path, to)
 
@@ -192,7 +228,7 @@ def upload(
     relatives: Iterable[str],
     files: Mapping[str, str],
     client: Any,
-    give_up_at: float,
+    deadline: Deadline,
     message: str,
 ) -> int:
     """One commit of the files under ``root`` whose bytes the remote lacks; returns how many
@@ -214,11 +250,11 @@ def upload(
         )
 
     try:
-        retrying(commit, give_up_at)
+        retrying(commit, deadline)
     except RepositoryNotFoundError:
         retrying(
             lambda: client.create_repo(remote.repo_id, repo_type=remote.kind, private=True, exist_ok=True),
-            give_up_at,
+            deadline,
         )
-        retrying(commit, give_up_at)
+        retrying(commit, deadline)
     return len(operations)

@@ -53,7 +53,8 @@ class MergeResult:
 
 def identity(run: RunRecord) -> str:
     """What makes a run the same run in two copies of the state."""
-    return run.run_id or f"{run.started_at!r}/{run.host_id}/{run.pid}/{run.run_name}"
+    # Runs saved before run_id existed: their start and name (a resumption changes host and pid).
+    return run.run_id or f"{run.started_at!r}/{run.run_name}"
 
 
 def _progress(run: RunRecord) -> tuple[int, bool, float, float, int]:
@@ -102,17 +103,29 @@ def merge_experiment(
             if existing is not None and _progress(run) > _progress(existing):
                 result.updated.append(target_key)
                 write = True
-        mapping[run.key] = target_key
         if write:
             history = source.load_history(run.key)
             source_key, run.key = run.key, target_key
             try:
                 target.save_run(run, history, copy=True)
+            except BaseException:
+                _unclaim(target, target_key)  # a failed copy leaves no empty file behind
+                raise
             finally:
                 run.key = source_key
+        mapping[run.key] = target_key
         result.evaluations += _merge_evaluations(source, run.key, target, target_key)
         result.runs.append(run)
     return result
+
+
+def _unclaim(target: ExperimentStore, key: str) -> None:
+    path = target.run_path(key)
+    try:
+        if path.stat().st_size == 0:
+            path.unlink()
+    except OSError:
+        pass
 
 
 def _same_run(target: ExperimentStore, key: str | None, origin: str) -> str | None:
@@ -135,7 +148,7 @@ def _free_key(target: ExperimentStore, key: str) -> str:
 def _merge_evaluations(source: ExperimentStore, source_key: str, target: ExperimentStore, target_key: str) -> int:
     """Copy the evaluation files of a run that the target lacks; returns how many."""
     folder = source.evals_dir / source_key
-    if folder.is_symlink():
+    if source.evals_dir.is_symlink() or folder.is_symlink():
         warn_skip(folder, "a symlink, not a folder of evaluations")
         return 0
     try:

@@ -1,21 +1,16 @@
-"""Publishing a run's report beyond the machine it trains on, on a background thread.
+"""Publishing a run's report beyond the machine it trains on, on background threads.
 
 A Job's disk, a cluster node's and a notebook VM's disappear with them; a report that never
-leaves them is lost. A :class:`Publisher` copies the experiment's report, charts and state to
-each of its targets:
+leaves them is lost. A :class:`Publisher` copies the experiment's report, charts and state to one
+target (see :mod:`~trl_reporter.targets`: a directory, or a Hub repo): at the start, on status
+changes, after evaluations, on each heartbeat (once a minute) and at the end. A Hub repo gets at
+most one commit every 5 minutes besides the start, status changes and the end, so a long run does
+not bury the repo in commits, and its heartbeat there stays recent enough not to look stale.
 
-- a **directory** (a mounted bucket volume, NFS, a synced folder): the local state is merged into
-  the directory's by :mod:`~trl_reporter.merge` (so runs from several jobs into one directory all
-  stay) and its markdown is rendered there; at the start, on status changes, after evaluations,
-  on each heartbeat (once a minute) and at the end;
-- a **Hub repo**: the same, in a private mirror folder fetched from the repo first, then one
-  commit of what changed; evaluations and heartbeats make at most one commit every 5 minutes
-  (the start, status changes and the end go at once), so a long run does not bury the repo in
-  commits and its heartbeat there stays recent enough not to look stale.
-
-Training never waits for it: requests are noted and a daemon thread publishes the newest files,
-one push at a time. Only the end waits, for the final push, up to a deadline (30 s, or 10 s after
-SIGTERM). A failure is logged once per kind and never reaches the Trainer.
+Training never waits for it: requests are noted and one daemon thread per target publishes the
+newest files, one push at a time (a slow Hub never holds up a directory). Only the end waits, for
+the final pushes, up to a deadline (30 s, or 10 s after SIGTERM), and a final push that did not
+land is always said. Other failures are logged once per kind; none reaches the Trainer.
 """
 
 from __future__ import annotations
@@ -24,11 +19,9 @@ import atexit
 import logging
 import math
 import os
-import shutil
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,90 +29,27 @@ from . import hubsync, urls
 from ._guard import Guard
 from .destinations import Destination, Directory, Remote
 from .joblinks import OwnerLookup, job_namespace
-from .merge import merge_experiment
 from .records import RunRecord
-from .store import STATE_DIR, ExperimentStore, RenderFn
+from .redact import clean_text
+from .store import ExperimentStore, RenderFn
+from .targets import Target
 
 logger = logging.getLogger(__name__)
 
 FINAL_DEADLINE = 30.0
 SIGNAL_DEADLINE = 10.0
 HUB_INTERVAL = 300.0
-_RENDER_TIMEOUT = 5.0
 _URGENT = ("start", "status", "final")
 
 
-class Target:
-    """One place a report is published to."""
-
-    def __init__(self, destination: Destination, label: str | None = None) -> None:
-        self.destination = destination
-        self.label = label or destination.label
-        self.is_hub = isinstance(destination, Remote)
-        self.mapping: dict[str, str] = {}  # local run key -> its key there
-        self.pushes = 0
-        self.last_push = -float("inf")
-        self._mirror: Path | None = None
-
-    def push(self, store: ExperimentStore, render: RenderFn, keys: set[str] | None, give_up_at: float) -> None:
-        if isinstance(self.destination, Directory):
-            self._merge_and_render(store, self.destination.path, render, keys)
-            self.pushes += 1
-            return
-        remote = self.destination
-        client = hubsync.api()
-        if self._mirror is None:
-            self._mirror = Path(tempfile.mkdtemp(prefix="trl-reporter-mirror-"))
-        files = hubsync.listing(remote, client, give_up_at)
-        there = ExperimentStore(self._mirror, store.experiment)
-        hubsync.fetch_state(remote, self._mirror, files, client, give_up_at, {there.slug})
-        self._merge_and_render(store, self._mirror, render, keys)
-        sent = hubsync.upload(
-            remote,
-            self._mirror,
-            report_files(there),
-            files,
-            client,
-            give_up_at,
-            f"trl-reporter: {store.experiment}",
-        )
-        self.pushes += 1 if sent else 0
-
-    def _merge_and_render(self, store: ExperimentStore, root: Path, render: RenderFn, keys: set[str] | None) -> None:
-        there = ExperimentStore(root, store.experiment)
-        merged = merge_experiment(store, there, keys=keys, mapping=self.mapping)
-        if merged.changed or there.is_behind():
-            there.render(render, timeout=_RENDER_TIMEOUT)
-
-    def close(self) -> None:
-        if self._mirror is not None:
-            shutil.rmtree(self._mirror, ignore_errors=True)
-
-
-def report_files(store: ExperimentStore) -> list[str]:
-    """The report's files, relative to its root: the markdown, the charts and the saved state
-    (not the local bookkeeping: lock, change counter, temporary files)."""
-    root = store.root
-    found = [store.report_path, root / STATE_DIR / ".gitignore", store.meta_path]
-    found += store.chart_dir.rglob("*.svg")
-    for folder, pattern in ((store.runs_dir, "*.json"), (store.state_dir / "history", "*.json")):
-        found += folder.glob(pattern)
-    found += store.evals_dir.glob("*/*.json")
-    return sorted(
-        str(p.relative_to(root))
-        for p in found
-        if not p.name.startswith(".") or p.name == ".gitignore"
-        if p.is_file() and not p.is_symlink() and p.stat().st_size > 0
-    )
-
-
 class Publisher:
-    """Publishes one run's experiment to its targets, off the training thread.
+    """Publishes one run's experiment to one target, off the training thread: one daemon thread
+    per target, so a slow Hub never holds up a directory.
 
     Args:
         store: the local experiment.
-        render: renders a target's markdown (the same template as locally).
-        targets: where to publish.
+        render: renders the target's markdown (the same template as locally).
+        target: where to publish.
         own_key: the run's key in ``store`` (it is known once the run has claimed its file).
     """
 
@@ -127,7 +57,7 @@ class Publisher:
         self,
         store: ExperimentStore,
         render: RenderFn,
-        targets: list[Target],
+        target: Target,
         own_key: Callable[[], str],
         *,
         hub_interval: float = HUB_INTERVAL,
@@ -135,110 +65,122 @@ class Publisher:
     ) -> None:
         self.store = store
         self.render = render
-        self.targets = targets
+        self.target = target
         self.own_key = own_key
         self.hub_interval = hub_interval
         self.clock = clock
         self.guard = Guard()
+        self.deadline = hubsync.Deadline()
+        self.last_push = -math.inf
         self._cond = threading.Condition()
-        self._pending: dict[int, bool] = {}  # target index -> a push is asked for (True: at once)
-        self._full: set[int] = set(range(len(targets)))  # whose next push merges every run
+        self._pending: bool | None = None  # a push asked for: True at once, False when due
+        self._full = True  # the next push merges every run, not only this one
         self._asked = 0  # requests made
         self._done = 0  # requests that a finished push covered
-        self._give_up_at = float("inf")
-        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None  # of the last push
+        self._running = False  # a thread serves the requests
 
     # -- requests, from the training thread ---------------------------------------------------
 
-    def notify(self, reason: str) -> None:
-        """Ask for a push: ``start``, ``status``, ``final`` (now); ``evaluation`` and ``heartbeat``
-        (now, or for a Hub repo once 5 minutes have passed since its last push)."""
+    def notify(self, reason: str) -> int:
+        """Ask for a push: ``start``, ``status``, ``final`` (at once); ``evaluation`` and
+        ``heartbeat`` (at once into a directory, at most every 5 minutes into a Hub repo; a target
+        that takes no heartbeat ignores them). Returns the request's number."""
         with self._cond:
-            for index, target in enumerate(self.targets):
-                urgent = reason in _URGENT or not target.is_hub
-                self._pending[index] = self._pending.get(index, False) or urgent
-                if reason == "final":
-                    self._full.add(index)
+            if reason == "heartbeat" and not self.target.heartbeats:
+                return self._asked
+            urgent = reason in _URGENT or not self.target.is_hub
+            self._pending = bool(self._pending) or urgent
+            self._full = self._full or reason == "final"
             self._asked += 1
             self._cond.notify_all()
-        self._start()
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="trl-reporter-publish", daemon=True).start()
+            return self._asked
+
+    def wait(self, asked: int, until: float) -> BaseException | None:
+        """Wait (until ``until``, monotonic) for a push that covers request ``asked``; returns
+        what made it fail, or a :class:`TimeoutError` when it did not end in time."""
+        with self._cond:
+            done = self._cond.wait_for(lambda: self._done >= asked, timeout=max(0.0, until - time.monotonic()))
+            return self._failure if done else TimeoutError("no answer within the deadline")
 
     def finish(self, deadline: float) -> bool:
-        """The final push of every target, waited for at most ``deadline`` seconds; True if done."""
-        self.notify("final")
-        with self._cond:
-            asked = self._asked
-            self._give_up_at = min(self._give_up_at, self.clock() + deadline)
-            done = self._cond.wait_for(lambda: self._done >= asked, timeout=deadline)
-        if not done:
-            logger.warning(
-                "trl-reporter: gave up publishing the report of %r to %s after %.0f s; the report is kept in %s",
-                self.store.experiment,
-                ", ".join(t.label for t in self.targets),
-                deadline,
-                self.store.report_path,
-            )
-        return done
+        """The final push, waited for at most ``deadline`` seconds; True if it landed."""
+        return finish_all([self], deadline)
 
     # -- the background thread ----------------------------------------------------------------
-
-    def _start(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._run, name="trl-reporter-publish", daemon=True)
-            self._thread.start()
 
     def _run(self) -> None:
         while True:
             with self._cond:
                 while True:
-                    now = self.clock()
-                    due = {i: self._due(i, urgent) for i, urgent in self._pending.items()}
-                    ready = [i for i, when in due.items() if when <= now]
-                    if ready:
+                    if self._pending is None:
+                        self._running = False  # nothing asked for: the next request starts a thread
+                        return
+                    due = -math.inf if self._pending else self.last_push + self.hub_interval
+                    if due <= self.clock():
                         break
-                    self._cond.wait(timeout=min(due.values()) - now if due else None)
-                asked = self._asked
-                for index in ready:
-                    del self._pending[index]
-                full = {i for i in ready if i in self._full}
-                self._full -= full
-                give_up_at = self._give_up_at
-            for index in ready:
-                self._push(index, index in full, give_up_at)
+                    self._cond.wait(timeout=due - self.clock())
+                asked, full = self._asked, self._full
+                self._pending, self._full = None, False
+            failure = self._push(full)
             with self._cond:
-                if not self._pending:
-                    self._done = max(self._done, asked)
+                if failure is not None and full:
+                    self._full = True  # the next push tries every run again
+                self._failure = failure
+                self._done = max(self._done, asked)
                 self._cond.notify_all()
 
-    def _due(self, index: int, urgent: bool) -> float:
-        """When an asked-for push may run: at once, or for a Hub repo, 5 minutes after its last."""
-        target = self.targets[index]
-        return -math.inf if urgent or not target.is_hub else target.last_push + self.hub_interval
-
-    def close(self) -> None:
-        for target in self.targets:
-            target.close()
-
-    def _push(self, index: int, full: bool, give_up_at: float) -> None:
-        target = self.targets[index]
-        keys = None if full else {self.own_key()}
+    def _push(self, full: bool) -> BaseException | None:
+        own = self.own_key()
         try:
-            target.push(self.store, self.render, keys, give_up_at)
+            self.target.push(self.store, self.render, None if full else {own}, own, self.deadline)
         except Exception as exc:  # noqa: BLE001 - publishing never reaches the Trainer
-            if full:
-                with self._cond:
-                    self._full.add(index)  # the next push tries every run again
-            self.guard.report(f"publishing the report to {target.label}", exc)
+            self.guard.report(f"publishing the report to {self.target.label}", exc)
+            return exc
         finally:
-            target.last_push = self.clock()
+            self.last_push = self.clock()
+        return None
 
 
-def usable(destination: Destination) -> bool:
-    """Whether to publish to ``destination``: a Hub repo needs the Hub online and a token (nothing
-    is ever uploaded anonymously); without them, one warning, and the local report is kept."""
-    if not isinstance(destination, Remote):
-        return True
-    reason = hubsync.unusable()
+def finish_all(publishers: Sequence[Publisher], deadline: float) -> bool:
+    """The final push of each publisher, all at once, waited for at most ``deadline`` seconds in
+    all. Each that did not land is said in one warning, whatever was said before; True if all did."""
+    tickets = [p.notify("final") for p in publishers]
+    until = time.monotonic() + deadline
+    for publisher in publishers:
+        publisher.deadline.set(until)
+    landed = True
+    for publisher, asked in zip(publishers, tickets):
+        failure = publisher.wait(asked, until)
+        publisher.deadline.clear()
+        if failure is not None:
+            landed = False
+            logger.warning(
+                "trl-reporter: could not publish the final report of %r to %s (%s); the report is kept in %s",
+                publisher.store.experiment,
+                publisher.target.label,
+                f"gave up after {deadline:.0f} s" if isinstance(failure, TimeoutError) else clean_text(str(failure)),
+                publisher.store.report_path,
+            )
+    return landed
+
+
+def usable(destination: Destination, environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether to publish to ``destination``; if not, one warning says why, and the local report
+    is kept. A Hub repo needs the Hub online and a token (nothing is ever uploaded anonymously).
+    Inside a Job, a directory whose parent is missing is a volume that was not mounted: writing
+    it would only fill the Job's own disk, which is deleted with it."""
+    reason = None
+    if isinstance(destination, Remote):
+        reason = hubsync.unusable(environ=environ)
+    elif environ.get("JOB_ID") and not destination.path.parent.is_dir():
+        reason = (
+            f"{str(destination.path.parent)!r} does not exist in this Job (is the bucket mounted? "
+            f"hf jobs run -v hf://buckets/<namespace>/<bucket>:{destination.path.parent} ...)"
+        )
     if reason is not None:
         logger.warning(
             "trl-reporter: not publishing the report to %s: %s. The local report is kept.", destination.label, reason
@@ -246,12 +188,17 @@ def usable(destination: Destination) -> bool:
     return reason is None
 
 
-class Outreach:
-    """What a run does beyond this machine: its :class:`Publisher` (if it publishes anywhere) and
-    the lookup of its Job's owner (if the logs URL needs one). Does nothing without them."""
+# Publishers of the runs training in this process, so that an evaluation added meanwhile is
+# published by them instead of by a second publisher (two pushes never overlap).
+_LIVE: dict[tuple[str, str], Publisher] = {}
 
-    def __init__(self, publisher: Publisher | None = None, lookup: OwnerLookup | None = None) -> None:
-        self.publisher = publisher
+
+class Outreach:
+    """What a run does beyond this machine: its publishers (one per target) and the lookup of its
+    Job's owner (if the logs URL needs one). Does nothing without them."""
+
+    def __init__(self, publishers: Sequence[Publisher] = (), lookup: OwnerLookup | None = None) -> None:
+        self.publishers = list(publishers)
         self.lookup = lookup
 
     @classmethod
@@ -267,12 +214,14 @@ class Outreach:
         Job's logs URL when a namespace is known without asking the Hub. ``session`` is the
         run's :class:`~trl_reporter.lifecycle.RunSession`, whose record may change (a resumption)."""
         record: RunRecord = session.record
-        targets = [Target(destination)] if destination is not None and usable(destination) else []
+        targets = [Target(destination)] if destination is not None and usable(destination, environ) else []
         repo = getattr(args, "hub_model_id", None)
         if environ.get("JOB_ID") and getattr(args, "push_to_hub", False) and repo and getattr(args, "output_dir", None):
-            # The Trainer's own pushes upload output_dir (never its README.md, which TRL rewrites).
-            folder = Path(args.output_dir).absolute() / "training_reports"
-            targets.append(Target(Directory(folder), f"{repo} (in output_dir/training_reports, pushed with the model)"))
+            # The Trainer's own pushes upload output_dir (never its README.md, which TRL rewrites):
+            # no heartbeats there, and no lock files left to upload.
+            folder = Directory(Path(args.output_dir).absolute() / "training_reports")
+            label = f"{repo} (in output_dir/training_reports, pushed with the model)"
+            targets.append(Target(folder, label, heartbeats=False, tidy=True))
         record.published_to = [t.label[:200] for t in targets]
         lookup = None
         if record.job_id and not record.job_url:
@@ -281,20 +230,24 @@ class Outreach:
                 record.job_url = urls.job_url(namespace, record.job_id, environ)
             else:
                 lookup = OwnerLookup(record.job_id, environ)
-        publisher = None
-        if targets:
-            publisher = Publisher(session.store, render, targets, lambda: str(session.record.key))
-            atexit.register(publisher.close)
-        return cls(publisher, lookup)
+        publishers = [Publisher(session.store, render, t, lambda: str(session.record.key)) for t in targets]
+        for publisher in publishers:
+            _LIVE[_live_key(session.store, publisher.target.destination)] = publisher
+        return cls(publishers, lookup)
 
     def notify(self, reason: str) -> None:
-        if self.publisher is not None:
-            self.publisher.notify(reason)
+        for publisher in self.publishers:
+            publisher.notify(reason)
 
     def finish(self, deadline: float | None = None) -> None:
-        """The final push, waited for at most ``deadline`` seconds (default :data:`FINAL_DEADLINE`)."""
-        if self.publisher is not None:
-            self.publisher.finish(FINAL_DEADLINE if deadline is None else deadline)
+        """The final pushes, waited for at most ``deadline`` seconds (default :data:`FINAL_DEADLINE`)."""
+        if self.publishers:
+            finish_all(self.publishers, FINAL_DEADLINE if deadline is None else deadline)
+            for publisher in self.publishers:
+                key = _live_key(publisher.store, publisher.target.destination)
+                if _LIVE.get(key) is publisher:
+                    del _LIVE[key]
+                atexit.register(publisher.target.close)
 
     def adopt_job_url(self, record: RunRecord) -> bool:
         """Take the Job's logs URL once the lookup found it; True if the record changed."""
@@ -307,15 +260,24 @@ class Outreach:
         return True
 
 
+def _live_key(store: ExperimentStore, destination: Destination) -> tuple[str, str]:
+    return (str(store.state_dir.absolute()), destination.label)
+
+
 def publish_once(
     store: ExperimentStore, render: RenderFn, destination: Destination, deadline: float = FINAL_DEADLINE
 ) -> bool:
-    """Publish the whole experiment to ``destination`` now, waiting at most ``deadline`` seconds
-    (after evaluations added outside training). True if done; a failure is logged."""
+    """Publish the whole experiment to ``destination`` (after evaluations added outside training):
+    through the publisher of a run training in this process, without waiting, or else now,
+    waiting at most ``deadline`` seconds. True if done (or asked for); a failure is logged."""
+    live = _LIVE.get(_live_key(store, destination))
+    if live is not None:
+        live.notify("evaluation")
+        return True
     if not usable(destination):
         return False
-    publisher = Publisher(store, render, [Target(destination)], lambda: "")
+    target = Target(destination)
     try:
-        return publisher.finish(deadline)
+        return Publisher(store, render, target, lambda: "").finish(deadline)
     finally:
-        publisher.close()
+        target.close()

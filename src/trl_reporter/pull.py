@@ -16,11 +16,12 @@ from pathlib import Path
 from . import hubsync
 from .destinations import Destination, Directory
 from .errors import DestinationError, StoreError
-from .merge import MergeResult, merge_tree
+from .merge import MergeResult, identity, merge_tree
 from .records import RunRecord
 from .store import ExperimentStore, RenderFn
 
-# --watch stops following a run that has said nothing for this long (killed without a word).
+# --watch stops following a run that has said nothing for this long (killed without a word), and
+# stops waiting for a run to follow after this long.
 WATCH_GIVES_UP_AFTER = 3 * 300.0
 _RENDER_TIMEOUT = 30.0
 
@@ -34,6 +35,7 @@ class Puller:
         self.experiment = experiment
         self.render = render
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        self.empty_ok = False  # a remote with no state yet is no error (--watch waits for it)
 
     def __enter__(self) -> Puller:
         return self
@@ -46,13 +48,20 @@ class Puller:
         """Merge the source into the local reports, render what changed; what changed."""
         if isinstance(self.source, Directory):
             if not self.source.path.is_dir():
+                if self.empty_ok:
+                    return []
                 raise DestinationError(f"{self.source.label!r} is not a directory")
             state_root = self.source.path
         else:
-            state_root = self._fetch()
+            fetched = self._fetch()
+            if fetched is None:
+                return []
+            state_root = fetched
         try:
             results = merge_tree(state_root, self.root, self.experiment)
         except StoreError as exc:
+            if self.empty_ok:  # the experiment is not there yet
+                return []
             raise DestinationError(f"{self.source.label}: {exc}".replace(str(state_root), self.source.label)) from None
         for result in results:
             store = ExperimentStore(self.root, result.experiment)
@@ -60,7 +69,7 @@ class Puller:
                 store.render(self.render, timeout=_RENDER_TIMEOUT)
         return results
 
-    def _fetch(self) -> Path:
+    def _fetch(self) -> Path | None:
         remote = self.source
         assert not isinstance(remote, Directory)
         reason = hubsync.unusable(reading=True)
@@ -69,22 +78,18 @@ class Puller:
         if self._scratch is None:
             self._scratch = tempfile.TemporaryDirectory(prefix="trl-reporter-pull-")
         scratch = Path(self._scratch.name)
-        client = hubsync.api()
-        files = hubsync.listing(remote, client, float("inf"))
+        client, never = hubsync.api(), hubsync.Deadline()
+        files = hubsync.listing(remote, client, never)
         if not any(hubsync.state_path(rel) for rel in files):
+            if self.empty_ok:
+                return None
             raise DestinationError(f"no trl-reporter state in {remote.label}")
-        hubsync.fetch_state(remote, scratch, files, client, float("inf"), None)
+        slugs = {m.parent.name for m in scratch.glob(".trl-reporter/*")} | {
+            rel.split("/")[1] for rel in files if hubsync.state_path(rel)
+        }
+        hubsync.prune(scratch, files, slugs)
+        hubsync.fetch_state(remote, scratch, files, client, never, None)
         return scratch
-
-
-def following(results: list[MergeResult], now: float) -> list[RunRecord]:
-    """The pulled runs still worth watching: unfinished, and heard from recently."""
-    return [
-        run
-        for result in results
-        for run in result.runs
-        if not run.status.is_final and now - max(run.started_at, run.heartbeat_at or 0.0) <= WATCH_GIVES_UP_AFTER
-    ]
 
 
 def watch(
@@ -92,12 +97,29 @@ def watch(
     every: float,
     say: Callable[[list[MergeResult], list[RunRecord]], None],
     sleep: Callable[[float], None] = time.sleep,
-) -> None:
-    """Pull every ``every`` seconds until no pulled run is left to follow."""
+) -> bool:
+    """Pull every ``every`` seconds until the runs it follows have ended. It follows every pulled
+    run that is unfinished or that started after the watch began (a Job launched just before may
+    not have published yet: a source with no state yet is waited for). A run silent for 15
+    minutes is not waited for. Returns False if nothing to follow appeared within 15 minutes."""
+    began = time.time()
+    puller.empty_ok = True
+    followed: set[str] = set()
     while True:
         results = puller.pull()
-        left = following(results, time.time())
+        now = time.time()
+        runs = {f"{r.experiment}/{identity(run)}": run for r in results for run in r.runs}
+        followed |= {key for key, run in runs.items() if not run.status.is_final or run.started_at >= began}
+        left = [
+            run
+            for key, run in runs.items()
+            if key in followed
+            and not run.status.is_final
+            and now - max(run.started_at, run.heartbeat_at or 0.0) <= WATCH_GIVES_UP_AFTER
+        ]
         say(results, left)
-        if not left:
-            return
+        if followed and not left:
+            return True
+        if not followed and now - began > WATCH_GIVES_UP_AFTER:
+            return False
         sleep(every)
