@@ -118,10 +118,12 @@ def test_runs_of_two_jobs_with_the_same_name_into_one_directory_are_both_kept(
     assert len(sections((dest / "exp.md").read_text())) == 2
 
 
-def job_at_step(workdir: Path, model: Path, run_name: str, dest: Path, *, at: int, steps: int) -> subprocess.Popen:
+def job_at_step(
+    workdir: Path, model: Path, run_name: str, dest: Path | str, *, at: int, steps: int, **extra: str
+) -> subprocess.Popen:
     """A job-like training process (tests/scripts/publish_job.py) that publishes to ``dest``,
     returned once it reached step ``at`` (it then slows down)."""
-    env = dict(os.environ, JOB_ID=f"job-{run_name}", TRL_REPORTER_PUBLISH=str(dest))
+    env = dict(os.environ, JOB_ID=f"job-{run_name}", TRL_REPORTER_PUBLISH=str(dest), **extra)
     env.update(TRL_REPORTER_DIR=str(workdir / "job-disk"), STALL_AT=str(at), STEPS=str(steps))
     proc = subprocess.Popen(
         [sys.executable, str(SCRIPTS / "publish_job.py"), str(model), run_name],
@@ -570,3 +572,19 @@ def test_inside_a_job_a_directory_that_is_not_mounted_is_not_written(
     assert not missing.parent.exists()
     assert any("is the bucket mounted?" in r.getMessage() for r in caplog.records)
     assert "**Not published:**" in (project / "training_reports" / "exp.md").read_text()
+
+
+def test_sigterm_mid_training_leaves_the_failure_on_the_hub_within_its_grace(
+    tmp_path: Path, tiny_model: Path, fake_hub: fakehub.FakeHub
+) -> None:
+    proc = job_at_step(
+        tmp_path, tiny_model, "cancelled", "hf://datasets/alice/reports", at=3, steps=40, **fake_hub.env()
+    )
+    signalled = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGTERM, err[-2000:]
+    assert time.monotonic() - signalled < 10 + 5  # the final push has 10 s after SIGTERM
+    saved = json.loads(fake_hub.files(*DATASET)[".trl-reporter/job-exp/runs/cancelled.json"])
+    assert saved["status"] == "Failure" and saved["failure"]["signal"] == "SIGTERM"
+    assert "terminated by SIGTERM" in fake_hub.files(*DATASET)["job-exp.md"].decode()
