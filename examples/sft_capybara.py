@@ -17,8 +17,8 @@ On Hugging Face Jobs, whose disk is deleted when the Job ends, publish the repor
 Either into a Storage Bucket mounted in the Job (no token needed inside the Job):
 
     hf jobs uv run --flavor a10g-large --secrets HF_TOKEN \\
-        -v hf://buckets/<you>/training-reports:/data \\
-        examples/sft_capybara.py --trackio-space <you>/trackio --publish /data/training_reports
+        -v hf://buckets/<you>/training-reports:/reports \\
+        examples/sft_capybara.py --trackio-space <you>/trackio --publish /reports/training_reports
 
 or into a Hub dataset repo (created private if it does not exist):
 

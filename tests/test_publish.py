@@ -474,7 +474,7 @@ def test_only_rank_0_publishes(project: Path, tiny_model: Path, tmp_path: Path) 
     assert callback.session is None and not (tmp_path / "dest").exists()
 
 
-def test_a_final_push_that_fails_is_always_said_and_reported_as_not_done(
+def test_a_final_push_that_fails_is_said_once_and_reported_as_not_done(
     tmp_path: Path, fake_hub: fakehub.FakeHub, caplog: pytest.LogCaptureFixture
 ) -> None:
     from trl_reporter.records import RunRecord
@@ -484,13 +484,15 @@ def test_a_final_push_that_fails_is_always_said_and_reported_as_not_done(
     store = ExperimentStore(tmp_path / "reports", "exp")
     store.save_run(RunRecord(key="r", run_name="r", experiment="exp", started_at=time.time(), run_id="d" * 32))
     publisher = publish.Publisher(store, renderer(), Target(parse("hf://datasets/alice/reports")), lambda: "r")
-    fake_hub.inject("commit", 403, 403)  # not retried
     with caplog.at_level(logging.WARNING):
         publisher.notify("start")
-        time.sleep(1)  # the first failure is warned once, as a kind
-        assert publisher.finish(5) is False  # the same kind again: still said, as the final one
+        time.sleep(1)  # the start lands
+        fake_hub.inject("commit", 403)  # not retried
+        store.save_run(store.load_run("r"))  # type: ignore[arg-type]
+        assert publisher.finish(5) is False
     said = [r.getMessage() for r in caplog.records]
-    assert any("could not publish the final report" in m and "403" in m for m in said), said
+    assert [m for m in said if "trl-reporter" in m] == [m for m in said if "could not publish the final report" in m]
+    assert len(said) == 1 and "403" in said[0], said
 
 
 def test_a_hanging_hub_never_holds_up_a_directory(tmp_path: Path, fake_hub: fakehub.FakeHub) -> None:
@@ -588,3 +590,28 @@ def test_sigterm_mid_training_leaves_the_failure_on_the_hub_within_its_grace(
     saved = json.loads(fake_hub.files(*DATASET)[".trl-reporter/job-exp/runs/cancelled.json"])
     assert saved["status"] == "Failure" and saved["failure"]["signal"] == "SIGTERM"
     assert "terminated by SIGTERM" in fake_hub.files(*DATASET)["job-exp.md"].decode()
+
+
+def test_pull_says_when_a_source_holds_no_report_and_watch_ends_on_a_finished_one(
+    project: Path, tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli(["pull", str(empty)]) == 2
+    assert "no trl-reporter state" in capsys.readouterr().err
+    done = tmp_path / "done"
+    train(tiny_model, [ReportCallback("exp", report_dir=tmp_path / "job", publish=done)], run_name="over")
+    started = time.monotonic()
+    assert cli(["pull", "--watch", "--every", "5", str(done)]) == 0  # every run there has ended
+    assert time.monotonic() - started < 5
+
+
+def test_a_score_added_with_the_cli_is_published_where_the_environment_says(
+    project: Path, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dest = tmp_path / "volume"
+    train(tiny_model, [ReportCallback("exp", publish=dest)], run_name="scored")
+    monkeypatch.setenv("TRL_REPORTER_PUBLISH", str(dest))
+    assert cli(["add-eval", "exp", "scored", "--benchmark", "gsm8k", "--score", "0.25"]) == 0
+    assert "| gsm8k |" in (dest / "exp.md").read_text()
+    assert len(list((dest / ".trl-reporter" / "exp" / "evals" / "scored").glob("*.json"))) == 1

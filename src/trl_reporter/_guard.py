@@ -41,6 +41,13 @@ class Guard:
             scrub_text(str(exc)),
         )
 
+    def first_time(self, exc: BaseException) -> bool:
+        """Whether no warning was given yet for this kind of failure (it counts as given now)."""
+        kind = _kind(exc)
+        new = kind not in self.seen
+        self.seen.add(kind)
+        return new
+
     def attempt(self, what: str, fn: Callable[[], T], default: T) -> T:
         """Run ``fn``; on failure report it and return ``default``."""
         try:

@@ -17,7 +17,7 @@ QUIET_ENV = "TRL_REPORTER_QUIET"
 KEEP_IT = (
     "this Job's disk is deleted when the Job ends, and the report with it: keep it with "
     "ReportCallback(publish=...) or TRL_REPORTER_PUBLISH, a mounted bucket "
-    "(hf jobs run -v hf://buckets/<namespace>/<bucket>:/data, publish='/data/training_reports') "
+    "(hf jobs run -v hf://buckets/<namespace>/<bucket>:/reports, publish='/reports/training_reports') "
     "or a Hub repo (publish='hf://datasets/<namespace>/<name>')"
 )
 

@@ -32,7 +32,11 @@ def experiments(root: Path) -> list[ExperimentStore]:
         if not isinstance(name, str) or not name or len(name) > 10_000:
             warn_skip(meta, "it holds no experiment name")
             continue
-        store = ExperimentStore(root, name, create=False)
+        try:
+            store = ExperimentStore(root, name, create=False)
+        except StoreError as exc:  # a symlink where its state should be: not this experiment
+            warn_skip(meta.parent, str(exc))
+            continue
         if store.slug == meta.parent.name:
             found.append(store)
     return sorted(found, key=lambda s: s.experiment)

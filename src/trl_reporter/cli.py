@@ -96,7 +96,9 @@ def _parser() -> argparse.ArgumentParser:
         "pull", parents=[common], help="merge runs published elsewhere (a directory, a Hub repo, a bucket) into these"
     )
     pull.add_argument(
-        "source", help="a directory, hf://datasets/<ns>/<name>[/<path>], hf://<ns>/<name>, hf://buckets/..."
+        "source",
+        help="a directory, hf://datasets/<ns>/<name>[/<path>], hf://<ns>/<name>[/<path>] (a model repo: "
+        "its training_reports folder), or hf://buckets/<ns>/<name>[/<path>]",
     )
     pull.add_argument("experiment", nargs="?", help="only this experiment (default: all of them)")
     pull.add_argument("--watch", action="store_true", help="pull again until every run pulled has ended")
@@ -246,6 +248,7 @@ def _add_scores(args: argparse.Namespace, root: Path, scores: list[Score], sourc
     _reconcile(args, root)
     for ev in maintenance.save_scores(plan, args.render, source=source, timeout=LOCK_TIMEOUT_COMMAND):
         print(f"{_plain(plan.run.run_name)}\t{_plain(ev.benchmark)}\t{score(ev.score)}")
+    maintenance.publish_if_asked(store, args.render)
     return 0
 
 
@@ -304,7 +307,7 @@ def _pull(args: argparse.Namespace, root: Path) -> int:
     with Puller(source, root, args.experiment, args.render) as puller:
         if args.watch:
             if not watch(puller, args.every, say):
-                print("trl-report: no run to follow appeared in 15 minutes", file=sys.stderr)
+                print("trl-report: nothing was published there within 15 minutes", file=sys.stderr)
         else:
             say(puller.pull(), [])
     return 0

@@ -3,11 +3,11 @@
 ``ReportCallback(publish=...)``, ``$TRL_REPORTER_PUBLISH`` and ``trl-report pull SOURCE`` name one
 of these with the same words:
 
-- a directory path, such as a mounted bucket volume (``/data/training_reports``) or NFS;
+- a directory path, such as a mounted bucket volume (``/reports/training_reports``) or NFS;
 - ``hf://datasets/<namespace>/<name>[/<path>]``, a Hub dataset repo;
 - ``hf://<namespace>/<name>[/<path>]`` (or ``hf://models/...``), a Hub model repo;
 - ``hf://buckets/<namespace>/<name>[/<path>]``, a Storage Bucket, for reading only: inside a Job,
-  publish to a bucket by mounting it (``-v hf://buckets/<ns>/<bucket>:/data``) and naming the
+  publish to a bucket by mounting it (``-v hf://buckets/<ns>/<bucket>:/reports``) and naming the
   directory.
 
 The path inside a repo or bucket holds the same layout as ``training_reports/``.
@@ -82,8 +82,8 @@ def parse(spec: str | os.PathLike[str], *, reading: bool = False) -> Destination
     if kind == "bucket" and not reading:
         raise DestinationError(
             f"{text!r}: to publish into a Storage Bucket, mount it as a volume "
-            "(hf jobs run -v hf://buckets/<namespace>/<bucket>:/data ...) and publish to the directory, "
-            "e.g. publish='/data/training_reports'; `trl-report pull` reads hf://buckets/... directly"
+            "(hf jobs run -v hf://buckets/<namespace>/<bucket>:/reports ...) and publish to the directory, "
+            "e.g. publish='/reports/training_reports'; `trl-report pull` reads hf://buckets/... directly"
         )
     if len(parts) < 2 or not all(parts[:2]):
         raise DestinationError(f"{text!r}: expected hf://[datasets/]<namespace>/<name>[/<path>]")

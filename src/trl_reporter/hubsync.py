@@ -129,7 +129,7 @@ def _retry_after(response: Any) -> float | None:
 def listing(remote: Remote, client: Any, deadline: Deadline) -> dict[str, str]:
     """Every file of the remote report folder: layout path -> blob id (empty if there is none).
     Files larger than a state file can be are left out, so they are never fetched."""
-    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub.errors import BucketNotFoundError, EntryNotFoundError, RepositoryNotFoundError
 
     prefix = f"{remote.path}/" if remote.path else ""
     try:
@@ -147,7 +147,7 @@ def listing(remote: Remote, client: Any, deadline: Deadline) -> dict[str, str]:
                 ),
                 deadline,
             )
-    except (EntryNotFoundError, RepositoryNotFoundError):
+    except (BucketNotFoundError, EntryNotFoundError, RepositoryNotFoundError):
         return {}
     found = {}
     for entry in entries:

@@ -157,12 +157,17 @@ def add_evaluations(
     store = catalog.find_experiment(naming.report_dir(report_dir, environ), experiment)
     plan = check_scores(store, run, scores, job_link=job_link, model_link=model_link, environ=environ)
     added = save_scores(plan, render, source=Source.API, timeout=LOCK_TIMEOUT_COMMAND)
+    publish_if_asked(store, render, environ)
+    return added
+
+
+def publish_if_asked(store: ExperimentStore, render: RenderFn, environ: Mapping[str, str] = os.environ) -> None:
+    """After scores were added: publish the experiment where ``$TRL_REPORTER_PUBLISH`` says."""
     destination = chosen_destination(None, environ)
     if destination is not None:
         from .publish import publish_once
 
         publish_once(store, render, destination)
-    return added
 
 
 def add_evaluation(

@@ -79,6 +79,7 @@ class Publisher:
         self._done = 0  # requests that a finished push covered
         self._failure: BaseException | None = None  # of the last push
         self._running = False  # a thread serves the requests
+        self._final = False  # the final push is asked for: its failure is said by finish_all
 
     # -- requests, from the training thread ---------------------------------------------------
 
@@ -92,6 +93,7 @@ class Publisher:
             urgent = reason in _URGENT or not self.target.is_hub
             self._pending = bool(self._pending) or urgent
             self._full = self._full or reason == "final"
+            self._final = self._final or reason == "final"
             self._asked += 1
             self._cond.notify_all()
             if not self._running:
@@ -123,9 +125,9 @@ class Publisher:
                     if due <= self.clock():
                         break
                     self._cond.wait(timeout=due - self.clock())
-                asked, full = self._asked, self._full
-                self._pending, self._full = None, False
-            failure = self._push(full)
+                asked, full, final = self._asked, self._full, self._final
+                self._pending, self._full, self._final = None, False, False
+            failure = self._push(full, final)
             with self._cond:
                 if failure is not None and full:
                     self._full = True  # the next push tries every run again
@@ -133,12 +135,13 @@ class Publisher:
                 self._done = max(self._done, asked)
                 self._cond.notify_all()
 
-    def _push(self, full: bool) -> BaseException | None:
+    def _push(self, full: bool, final: bool) -> BaseException | None:
         own = self.own_key()
         try:
             self.target.push(self.store, self.render, None if full else {own}, own, self.deadline)
         except Exception as exc:  # noqa: BLE001 - publishing never reaches the Trainer
-            self.guard.report(f"publishing the report to {self.target.label}", exc)
+            if not final:
+                self.guard.report(f"publishing the report to {self.target.label}", exc)
             return exc
         finally:
             self.last_push = self.clock()
@@ -158,6 +161,8 @@ def finish_all(publishers: Sequence[Publisher], deadline: float) -> bool:
         publisher.deadline.clear()
         if failure is not None:
             landed = False
+            if not publisher.guard.first_time(failure):
+                continue  # a failure is said once: this kind was, during training
             logger.warning(
                 "trl-reporter: could not publish the final report of %r to %s (%s); the report is kept in %s",
                 publisher.store.experiment,

@@ -63,6 +63,8 @@ class Puller:
             if self.empty_ok:  # the experiment is not there yet
                 return []
             raise DestinationError(f"{self.source.label}: {exc}".replace(str(state_root), self.source.label)) from None
+        if not results and not self.empty_ok:
+            raise DestinationError(f"no trl-reporter state in {self.source.label}")
         for result in results:
             store = ExperimentStore(self.root, result.experiment)
             if result.changed or store.is_behind():
@@ -99,9 +101,10 @@ def watch(
     sleep: Callable[[float], None] = time.sleep,
 ) -> bool:
     """Pull every ``every`` seconds until the runs it follows have ended. It follows every pulled
-    run that is unfinished or that started after the watch began (a Job launched just before may
-    not have published yet: a source with no state yet is waited for). A run silent for 15
-    minutes is not waited for. Returns False if nothing to follow appeared within 15 minutes."""
+    run that is unfinished or that started after the watch began; a source where every run has
+    ended is pulled once. A source with nothing published yet (a Job launched just before) is
+    waited for, 15 minutes at most; a run silent for 15 minutes is not waited for. Returns False
+    if nothing was published within 15 minutes."""
     began = time.time()
     puller.empty_ok = True
     followed: set[str] = set()
@@ -118,8 +121,8 @@ def watch(
             and now - max(run.started_at, run.heartbeat_at or 0.0) <= WATCH_GIVES_UP_AFTER
         ]
         say(results, left)
-        if followed and not left:
+        if runs and not left:
             return True
-        if not followed and now - began > WATCH_GIVES_UP_AFTER:
+        if not runs and now - began > WATCH_GIVES_UP_AFTER:
             return False
         sleep(every)
