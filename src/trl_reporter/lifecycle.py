@@ -254,7 +254,7 @@ class RunSession:
         failure: Failure,
         *,
         timeout: float = maintenance.LOCK_TIMEOUT_FINAL,
-        deadline: float = publish.FINAL_DEADLINE,
+        deadline: float | None = None,
     ) -> None:
         """Record a failure now, unless the run already ended (a final status is never downgraded)."""
         if self.record.status.is_final:
