@@ -150,7 +150,8 @@ class Publisher:
 
 def finish_all(publishers: Sequence[Publisher], deadline: float) -> bool:
     """The final push of each publisher, all at once, waited for at most ``deadline`` seconds in
-    all. Each that did not land is said in one warning, whatever was said before; True if all did."""
+    all. Each that did not land is said in one warning (unless that kind of failure was said
+    during training: a failure is said once); True if all landed."""
     tickets = [p.notify("final") for p in publishers]
     until = time.monotonic() + deadline
     for publisher in publishers:
