@@ -615,3 +615,14 @@ def test_a_score_added_with_the_cli_is_published_where_the_environment_says(
     assert cli(["add-eval", "exp", "scored", "--benchmark", "gsm8k", "--score", "0.25"]) == 0
     assert "| gsm8k |" in (dest / "exp.md").read_text()
     assert len(list((dest / ".trl-reporter" / "exp" / "evals" / "scored").glob("*.json"))) == 1
+
+
+def test_a_job_owner_found_just_after_training_ends_is_still_linked(
+    project: Path, tiny_model: Path, fake_hub: fakehub.FakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_hub.add_job("alice", "job-late")
+    fake_hub.inject("whoami", ("slow", 1.0))  # answered after the (sub-second) training ended
+    monkeypatch.setenv("JOB_ID", "job-late")
+    train(tiny_model, [ReportCallback("exp", trackio=False)], run_name="late")
+    report = (project / "training_reports" / "exp.md").read_text()
+    assert "[Run Logs](" + fake_hub.url + "/jobs/alice/job-late)" in report

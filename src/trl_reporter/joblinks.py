@@ -45,6 +45,11 @@ class OwnerLookup:
         self._thread = threading.Thread(target=self._run, name="trl-reporter-job-owner", daemon=True)
         self._thread.start()
 
+    def wait(self, seconds: float) -> str | None:
+        """The logs URL, waiting at most ``seconds`` for a lookup still under way."""
+        self._thread.join(seconds)
+        return self.url
+
     def _run(self) -> None:
         try:
             if hubsync.unusable(environ=self.environ) is not None:

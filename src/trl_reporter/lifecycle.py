@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# At the end, a Job's owner lookup still under way is waited for this long: no later save would
+# carry the logs link.
+_OWNER_WAIT = 2.0
 # Metrics of an evaluation that describe the evaluation loop (speed, tokens counted), not the model.
 _NOT_SCORES = ("epoch", "_runtime", "_samples_per_second", "_steps_per_second", "_num_tokens")
 
@@ -270,6 +273,10 @@ class RunSession:
         self.outreach.adopt_job_url(self.record)
         try:
             self._save(timeout=timeout)
+            # A Job's logs link still being looked up: no later save would carry it. Waited for
+            # after the status is saved, and not after a signal (the grace is for the push).
+            if deadline is None and self.outreach.adopt_job_url(self.record, wait=_OWNER_WAIT):
+                self._save(timeout=timeout)
         except Exception:
             # Only a state file that missed the change needs the retry; a report that failed to
             # render is caught up by the next writer or command.

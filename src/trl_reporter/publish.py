@@ -255,9 +255,10 @@ class Outreach:
                     del _LIVE[key]
                 atexit.register(publisher.target.close)
 
-    def adopt_job_url(self, record: RunRecord) -> bool:
-        """Take the Job's logs URL once the lookup found it; True if the record changed."""
-        found = self.lookup.url if self.lookup is not None else None
+    def adopt_job_url(self, record: RunRecord, *, wait: float = 0.0) -> bool:
+        """Take the Job's logs URL once the lookup found it (waiting at most ``wait`` seconds for a
+        lookup still under way: at the end, there is no later save); True if the record changed."""
+        found = self.lookup.wait(wait) if self.lookup is not None else None
         if found is None or record.job_url == found:
             return False
         record.job_url = found
