@@ -149,9 +149,12 @@ def sigkill_at_step_3(project: Path, model: Path, *, steps: int | None = None) -
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("AT STEP 3"):
-            proc.send_signal(signal.SIGKILL)
-            break
+    if reached(proc, "AT STEP 3"):
+        proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
+
+
+def reached(proc: subprocess.Popen, prefix: str) -> bool:
+    """Read ``proc``'s output until a line starts with ``prefix``; False if it ended first."""
+    assert proc.stdout is not None
+    return any(line.startswith(prefix) for line in proc.stdout)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import fakehub
 import pytest
-from helpers import REPO, SCRIPTS, train
+from helpers import REPO, SCRIPTS, reached, train
 
 from trl_reporter import DestinationError, ReportCallback, publish
 from trl_reporter.cli import main as cli
@@ -133,10 +133,7 @@ def job_at_step(
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith(f"AT STEP {at}"):
-            break
+    reached(proc, f"AT STEP {at}")
     return proc
 
 

@@ -11,7 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
-from helpers import SCRIPTS, only_report, run_states, run_titles, train
+from helpers import SCRIPTS, only_report, reached, run_states, run_titles, train
 
 from trl_reporter import ReportCallback
 
@@ -29,11 +29,8 @@ def start(mode: str, project: Path, tiny_model: Path, **env: str) -> subprocess.
 
 
 def signal_at_step_3(proc: subprocess.Popen, signum: int) -> tuple[str, str]:
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("AT STEP 3"):
-            proc.send_signal(signum)
-            break
+    if reached(proc, "AT STEP 3"):
+        proc.send_signal(signum)
     out, err = proc.communicate(timeout=120)
     return out, err
 
