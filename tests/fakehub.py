@@ -20,7 +20,8 @@ Errors carry the ``X-Error-Code`` the client maps to its exceptions (RepoNotFoun
 ``download_bucket_files`` cannot work: it reads through hf_xet from a Xet CAS server, which is not faked (the bucket
 resolve HEAD has no ``X-Xet-*`` headers, so it fails at once with ValueError). New repos are empty (the real Hub
 commits a ``.gitattributes``); tree and resolve serve the latest files for any known revision.
-Faults: ``inject(kind, 500, "hang", ("slow", 0.5))`` (one request each), ``hang_all``, ``refuse()``; see FakeHub.
+Faults: ``inject(kind, 500, "hang", ("slow", 0.5), event)`` (one request each; an Event holds the request until it
+is set), ``hang_all``, ``refuse()``; see FakeHub.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import pytest
 
 Response = tuple[int, dict[str, str], bytes]
-Fault = int | str | tuple[str, float]
+Fault = int | str | tuple[str, float] | threading.Event
 KINDS = ("commit", "preupload", "tree", "resolve", "whoami", "job", "create", "any")
 _PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 _NOW = "%Y-%m-%dT%H:%M:%S.000Z"
@@ -188,7 +189,8 @@ class FakeHub:
         }  # fmt: skip
 
     def inject(self, kind: str, *faults: Fault) -> None:
-        """Queue faults for requests of `kind`; each is used by one request: an HTTP status, "hang", ("slow", s)."""
+        """Queue faults for requests of `kind`; each is used by one request: an HTTP status, "hang", ("slow", s),
+        or an Event that holds the request until it is set."""
         assert kind in KINDS, kind
         with self._lock:
             self._faults[kind].extend(faults)
@@ -334,7 +336,11 @@ class _Handler(BaseHTTPRequestHandler):
         with hub._lock:
             hub.requests.append(record)
         fault = "hang" if hub.hang_all else hub._take_fault(kind)
-        if fault == "hang" or (isinstance(fault, tuple) and hub._stopping.wait(fault[1])):
+        if isinstance(fault, threading.Event):
+            while not fault.wait(0.05):
+                if hub._stopping.is_set():
+                    return  # drop the connection without an answer
+        elif fault == "hang" or (isinstance(fault, tuple) and hub._stopping.wait(fault[1])):
             hub._stopping.wait()
             return  # drop the connection without an answer
         try:

@@ -13,12 +13,15 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import fakehub
 import pytest
 from helpers import REPO, SCRIPTS, reached, train
+from transformers import TrainerCallback
 
 from trl_reporter import DestinationError, ReportCallback, publish
 from trl_reporter.cli import main as cli
@@ -618,8 +621,14 @@ def test_a_job_owner_found_just_after_training_ends_is_still_linked(
     project: Path, tiny_model: Path, fake_hub: fakehub.FakeHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake_hub.add_job("alice", "job-late")
-    fake_hub.inject("whoami", ("slow", 1.0))  # answered after the (sub-second) training ended
+    answer = threading.Event()
+    fake_hub.inject("whoami", answer)  # held until half a second after training ended
+
+    class EndsTraining(TrainerCallback):
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            threading.Timer(0.5, answer.set).start()  # just before the reporter's own on_train_end
+
     monkeypatch.setenv("JOB_ID", "job-late")
-    train(tiny_model, [ReportCallback("exp", trackio=False)], run_name="late")
+    train(tiny_model, [EndsTraining(), ReportCallback("exp", trackio=False)], run_name="late")
     report = (project / "training_reports" / "exp.md").read_text()
     assert "[Run Logs](" + fake_hub.url + "/jobs/alice/job-late)" in report
