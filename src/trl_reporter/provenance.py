@@ -1,0 +1,224 @@
+"""What produced a run: its code (git), its command, and the machine, captured once.
+
+Read at ``on_train_begin`` within a budget (:data:`BUDGET` in all, each ``git`` call at most
+:data:`GIT_TIMEOUT`), never raising: a repository that cannot be read gives a reason code
+instead (``not-a-checkout``, ``no-git``, ``no-commits``, ``timed-out``, ``failed``). Everything
+that may hold a secret (the uncommitted diff, the command line) is redacted before it is kept.
+
+The uncommitted diff (``git diff HEAD --binary`` plus the names of untracked files) is capped at
+:data:`MAX_PATCH_BYTES`; a larger one is cut at a file boundary and marked as cut.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .redact import REDACTED, clean_text
+
+BUDGET = 0.5
+GIT_TIMEOUT = 2.0
+MAX_PATCH_BYTES = 1 << 20
+# NAME=value on a command line (an environment assignment, or --name=value) whose name says secret.
+_SECRET_ASSIGNMENT = re.compile(
+    r"(?i)(?P<name>[A-Za-z0-9_.-]*(?:token|secret|password|passwd|api[_-]?key)[A-Za-z0-9_.-]*)=(?P<value>\S+)"
+)
+_SECRET_FLAG = re.compile(r"(?i)^--?[A-Za-z0-9_.-]*(?:token|secret|password|passwd|api[_-]?key)[A-Za-z0-9_.-]*$")
+# The part of a remote URL that names the repository on GitHub or the Hub.
+_REMOTE = re.compile(
+    r"^(?:https?://(?:[^@/]+@)?|ssh://git@|git@)(?P<host>github\.com|huggingface\.co)[:/](?P<path>.+?)(?:\.git)?/?$"
+)
+
+
+@dataclass
+class Code:
+    """The code a run was started from."""
+
+    reason: str | None = None  # why there is no commit (see the module docstring), else None
+    commit: str | None = None
+    branch: str | None = None  # None when HEAD is detached
+    dirty: bool = False
+    untracked: list[str] = field(default_factory=list)
+    commit_url: str | None = None  # on GitHub or the Hub
+    patch: str | None = None  # the uncommitted changes, redacted and capped
+    patch_cut: bool = False
+
+
+class _Clock:
+    def __init__(self, budget: float) -> None:
+        self.end = time.monotonic() + budget
+
+    def timeout(self) -> float:
+        """How long the next git call may take: what is left of the budget, and at least a
+        little, at most :data:`GIT_TIMEOUT`."""
+        return max(0.05, min(GIT_TIMEOUT, self.end - time.monotonic()))
+
+
+def _git(args: Sequence[str], cwd: Path, clock: _Clock, *, limit: int = 1 << 16) -> tuple[int, bytes]:
+    """Run ``git args`` in ``cwd``: (exit status, at most ``limit`` bytes of its output). Raises
+    ``TimeoutError`` when it does not end in time and ``FileNotFoundError`` without git."""
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0", LC_ALL="C")
+    with subprocess.Popen(
+        ["git", *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    ) as proc:
+        try:
+            out = _read_limited(proc, limit, clock.timeout())
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise TimeoutError("git did not answer in time") from None
+        return proc.returncode if proc.returncode is not None else -1, out
+
+
+def _read_limited(proc: subprocess.Popen[bytes], limit: int, timeout: float) -> bytes:
+    """Read at most ``limit`` + 1 bytes of ``proc``'s output within ``timeout`` (then stop it)."""
+    import selectors
+
+    assert proc.stdout is not None
+    end = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    size = 0
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        while size <= limit:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(proc.args, timeout)
+            if not selector.select(left):
+                continue
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    if size > limit:
+        proc.kill()
+    try:
+        proc.wait(max(0.05, end - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+    return b"".join(chunks)
+
+
+def code(cwd: Path | None = None, *, budget: float = BUDGET) -> Code:
+    """The code in ``cwd`` (the working directory): commit, branch, dirty tree and its patch."""
+    cwd = cwd or Path.cwd()
+    clock = _Clock(budget)
+    try:
+        status, out = _git(["status", "--porcelain=v2", "--branch", "--untracked-files=normal", "-z"], cwd, clock)
+        if status != 0:
+            return Code(reason="not-a-checkout")
+        found = _parse_status(out)
+        if found.commit is None:
+            found.reason = "no-commits"
+            return found
+        found.commit_url = _commit_url(cwd, found.commit, clock)
+        if found.dirty:
+            found.patch, found.patch_cut = _patch(cwd, found.untracked, clock)
+        return found
+    except FileNotFoundError:
+        return Code(reason="no-git")
+    except TimeoutError:
+        return Code(reason="timed-out")
+    except OSError:
+        return Code(reason="failed")
+
+
+def _parse_status(out: bytes) -> Code:
+    found = Code()
+    for entry in out.split(b"\0"):
+        text = entry.decode("utf-8", "surrogateescape")
+        if text.startswith("# branch.oid "):
+            oid = text.split(" ", 2)[2]
+            found.commit = None if oid == "(initial)" else oid
+        elif text.startswith("# branch.head "):
+            head = text.split(" ", 2)[2]
+            found.branch = None if head == "(detached)" else clean_text(head)
+        elif text.startswith("? "):
+            found.untracked.append(clean_text(text[2:]))
+            found.dirty = True
+        elif text[:2] in ("1 ", "2 ", "u "):
+            found.dirty = True
+    return found
+
+
+def _commit_url(cwd: Path, commit: str, clock: _Clock) -> str | None:
+    status, out = _git(["config", "--get", "remote.origin.url"], cwd, clock)
+    match = _REMOTE.match(out.decode("utf-8", "replace").strip()) if status == 0 else None
+    if match is None:
+        return None
+    path = match.group("path")
+    if match.group("host") == "github.com":
+        return f"https://github.com/{path}/commit/{commit}"
+    return f"https://huggingface.co/{path}/commit/{commit}"
+
+
+def _patch(cwd: Path, untracked: list[str], clock: _Clock) -> tuple[str | None, bool]:
+    status, out = _git(["diff", "HEAD", "--binary", "--no-color", "--no-ext-diff"], cwd, clock, limit=MAX_PATCH_BYTES)
+    if status not in (0, -9, -15) and not out:
+        return None, False
+    cut = len(out) > MAX_PATCH_BYTES
+    if cut:
+        out = out[:MAX_PATCH_BYTES]
+        boundary = out.rfind(b"\ndiff --git ")
+        out = out[: boundary + 1] if boundary > 0 else b""
+    text = redact_text(out.decode("utf-8", "surrogateescape"))
+    if untracked:
+        text += "".join(f"# untracked: {name}\n" for name in untracked)
+    return clean_text(text), cut
+
+
+def redact_text(text: str) -> str:
+    """Secrets out of free text: tokens, URL passwords, and ``NAME=value`` where the name says
+    it is a secret (``HF_TOKEN=…``, ``--api-key=…``)."""
+    text = _SECRET_ASSIGNMENT.sub(lambda m: f"{m.group('name')}={REDACTED}", text)
+    return clean_text(text)
+
+
+def command(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.environ) -> list[str]:
+    """The command line as launched, redacted: the launcher when the environment names one
+    (torchrun, accelerate, ``uv run`` inside an HF Job, read from the parent process), else
+    ``python`` and ``sys.argv``. A value after a flag that names a secret is redacted too."""
+    words = list(sys.argv if argv is None else argv)
+    launcher = _launcher(environ)
+    words = launcher if launcher else [Path(sys.executable).name, *words]
+    return redact_words(words)
+
+
+def redact_words(words: Sequence[str]) -> list[str]:
+    shown: list[str] = []
+    hide_next = False
+    for word in words:
+        if hide_next:
+            shown.append(REDACTED)
+            hide_next = False
+            continue
+        hide_next = bool(_SECRET_FLAG.match(word))
+        shown.append(redact_text(word))
+    return shown
+
+
+def _launcher(environ: Mapping[str, str]) -> list[str] | None:
+    """The parent's command line when a launcher started this process, else ``None``."""
+    launched = any(environ.get(v) for v in ("TORCHELASTIC_RUN_ID", "ACCELERATE_MIXED_PRECISION"))
+    if not launched and not (environ.get("JOB_ID") and environ.get("UV")):
+        return None
+    try:
+        raw = Path(f"/proc/{os.getppid()}/cmdline").read_bytes()
+    except OSError:
+        return None
+    words = [w.decode("utf-8", "surrogateescape") for w in raw.split(b"\0") if w]
+    return words or None

@@ -1,0 +1,159 @@
+"""Code provenance read from real git repositories built in temporary directories."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from trl_reporter import provenance
+
+TOKEN = "hf_" + "A" * 34
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = dict(
+        os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t"
+    )
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    (root / "train.py").write_text("print('hello')\n")
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "first")
+    return root
+
+
+def test_a_clean_checkout_gives_its_commit_and_branch(repo: Path) -> None:
+    found = provenance.code(repo)
+    assert found.reason is None and found.commit == git(repo, "rev-parse", "HEAD")
+    assert found.branch == "main" and not found.dirty and found.patch is None
+
+
+def test_a_dirty_tree_gives_a_patch_that_applies_and_names_untracked_files(repo: Path, tmp_path: Path) -> None:
+    (repo / "train.py").write_text("print('changed')\n")
+    (repo / "notes.txt").write_text("new\n")
+    found = provenance.code(repo)
+    assert found.dirty and found.untracked == ["notes.txt"]
+    assert found.patch is not None and "+print('changed')" in found.patch and "# untracked: notes.txt" in found.patch
+    # The patch reproduces the change on a clean checkout of the commit.
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    (tmp_path / "run.patch").write_text(found.patch)
+    git(clone, "apply", str(tmp_path / "run.patch"))
+    assert (clone / "train.py").read_text() == "print('changed')\n"
+
+
+def test_a_token_in_a_changed_file_never_reaches_the_patch(repo: Path) -> None:
+    (repo / "train.py").write_text(f"TOKEN = '{TOKEN}'\nHF_TOKEN={'x' * 12}\n")
+    found = provenance.code(repo)
+    assert found.patch is not None and TOKEN not in found.patch and "x" * 12 not in found.patch
+
+
+def test_binary_changes_are_kept_as_a_binary_patch(repo: Path) -> None:
+    (repo / "weights.bin").write_bytes(bytes(range(256)))
+    git(repo, "add", "weights.bin")
+    found = provenance.code(repo)
+    assert found.patch is not None and "GIT binary patch" in found.patch
+
+
+def test_a_huge_diff_is_cut_at_a_file_boundary(repo: Path) -> None:
+    for i in range(5):
+        (repo / f"big{i}.txt").write_text(("x" * 99 + "\n") * 10_000)  # 1 MB each, 5 MB in all
+    git(repo, "add", ".")
+    started = time.monotonic()
+    found = provenance.code(repo, budget=5.0)
+    assert time.monotonic() - started < 5
+    assert found.patch_cut and found.patch is not None
+    assert len(found.patch.encode()) <= provenance.MAX_PATCH_BYTES
+    assert found.patch.startswith("diff --git ") and found.patch.endswith("\n")
+
+
+def test_a_detached_head_has_no_branch(repo: Path) -> None:
+    git(repo, "checkout", "-q", "--detach")
+    found = provenance.code(repo)
+    assert found.commit and found.branch is None
+
+
+def test_a_repository_without_commits_says_so(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q")
+    assert provenance.code(tmp_path).reason == "no-commits"
+
+
+def test_outside_a_checkout_and_without_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    os.environ["GIT_CEILING_DIRECTORIES"] = str(tmp_path)
+    try:
+        assert provenance.code(tmp_path).reason == "not-a-checkout"
+    finally:
+        del os.environ["GIT_CEILING_DIRECTORIES"]
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    assert provenance.code(tmp_path).reason == "no-git"
+
+
+def test_a_git_that_hangs_costs_the_budget_and_no_more(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "git"
+    fake.write_text("#!/bin/sh\nexec sleep 30\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    started = time.monotonic()
+    assert provenance.code(tmp_path).reason == "timed-out"
+    assert time.monotonic() - started < provenance.BUDGET + 0.5
+
+
+def test_a_worktree_and_a_submodule_are_read(repo: Path, tmp_path: Path) -> None:
+    git(repo, "worktree", "add", "-q", str(tmp_path / "wt"), "-b", "side")
+    found = provenance.code(tmp_path / "wt")
+    assert found.branch == "side" and found.commit == git(repo, "rev-parse", "HEAD")
+    outer = tmp_path / "outer"
+    outer.mkdir()
+    git(outer, "init", "-q", "-b", "main")
+    git(outer, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(repo), "sub")
+    git(outer, "commit", "-q", "-m", "with a submodule")
+    assert provenance.code(outer / "sub").commit == git(repo, "rev-parse", "HEAD")
+
+
+@pytest.mark.parametrize(
+    ("remote", "link"),
+    [
+        ("git@github.com:acme/train.git", "https://github.com/acme/train/commit/"),
+        ("https://github.com/acme/train", "https://github.com/acme/train/commit/"),
+        (f"https://user:{TOKEN}@huggingface.co/spaces/acme/x", "https://huggingface.co/spaces/acme/x/commit/"),
+        ("https://gitlab.com/acme/train.git", None),
+    ],
+)
+def test_a_commit_on_github_or_the_hub_becomes_a_link(repo: Path, remote: str, link: str | None) -> None:
+    git(repo, "remote", "add", "origin", remote)
+    found = provenance.code(repo)
+    if link is None:
+        assert found.commit_url is None
+    else:
+        assert found.commit_url == link + git(repo, "rev-parse", "HEAD")
+
+
+def test_the_command_line_is_redacted() -> None:
+    words = provenance.command(
+        [
+            "train.py",
+            "--hub_token",
+            TOKEN,
+            f"--hub-token={TOKEN}",
+            "--api_key",
+            "s3cr3t",
+            f"HF_TOKEN={TOKEN}",
+            "--lr",
+            "1e-4",
+        ],
+        environ={},
+    )
+    assert TOKEN not in " ".join(words) and "s3cr3t" not in words
+    assert words[1:3] == ["train.py", "--hub_token"] and words[-2:] == ["--lr", "1e-4"]
