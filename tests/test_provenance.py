@@ -33,67 +33,67 @@ def repo(tmp_path: Path) -> Path:
 
 
 def test_a_clean_checkout_gives_its_commit_and_branch(repo: Path) -> None:
-    found = provenance.code(repo)
+    found, patch = provenance.code(repo)
     assert found.reason is None and found.commit == git(repo, "rev-parse", "HEAD")
-    assert found.branch == "main" and not found.dirty and found.patch is None
+    assert found.branch == "main" and not found.dirty and patch is None
 
 
 def test_a_dirty_tree_gives_a_patch_that_applies_and_names_untracked_files(repo: Path, tmp_path: Path) -> None:
     (repo / "train.py").write_text("print('changed')\n")
     (repo / "notes.txt").write_text("new\n")
-    found = provenance.code(repo)
+    found, patch = provenance.code(repo)
     assert found.dirty and found.untracked == ["notes.txt"]
-    assert found.patch is not None and "+print('changed')" in found.patch and "# untracked: notes.txt" in found.patch
+    assert patch is not None and "+print('changed')" in patch and "# untracked: notes.txt" in patch
     # The patch reproduces the change on a clean checkout of the commit.
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(repo), str(clone))
-    (tmp_path / "run.patch").write_text(found.patch)
+    (tmp_path / "run.patch").write_text(patch)
     git(clone, "apply", str(tmp_path / "run.patch"))
     assert (clone / "train.py").read_text() == "print('changed')\n"
 
 
 def test_a_token_in_a_changed_file_never_reaches_the_patch(repo: Path) -> None:
     (repo / "train.py").write_text(f"TOKEN = '{TOKEN}'\nHF_TOKEN={'x' * 12}\n")
-    found = provenance.code(repo)
-    assert found.patch is not None and TOKEN not in found.patch and "x" * 12 not in found.patch
+    found, patch = provenance.code(repo)
+    assert patch is not None and TOKEN not in patch and "x" * 12 not in patch
 
 
 def test_binary_changes_are_kept_as_a_binary_patch(repo: Path) -> None:
     (repo / "weights.bin").write_bytes(bytes(range(256)))
     git(repo, "add", "weights.bin")
-    found = provenance.code(repo)
-    assert found.patch is not None and "GIT binary patch" in found.patch
+    found, patch = provenance.code(repo)
+    assert patch is not None and "GIT binary patch" in patch
 
 
 def test_a_huge_diff_is_cut_at_a_file_boundary(repo: Path) -> None:
     for i in range(5):
         (repo / f"big{i}.txt").write_text(("x" * 99 + "\n") * 10_000)  # 1 MB each, 5 MB in all
     git(repo, "add", ".")
-    found = provenance.code(repo, budget=10.0)  # a big diff takes time; the cap is what is tested
-    assert found.patch_cut and found.patch is not None
-    assert len(found.patch.encode()) <= provenance.MAX_PATCH_BYTES
-    assert found.patch.startswith("diff --git ") and found.patch.endswith("\n")
+    found, patch = provenance.code(repo, budget=10.0)  # a big diff takes time; the cap is what is tested
+    assert found.patch_cut and found.patch and patch is not None
+    assert len(patch.encode()) <= provenance.MAX_PATCH_BYTES
+    assert patch.startswith("diff --git ") and patch.endswith("\n")
 
 
 def test_a_detached_head_has_no_branch(repo: Path) -> None:
     git(repo, "checkout", "-q", "--detach")
-    found = provenance.code(repo)
+    found, patch = provenance.code(repo)
     assert found.commit and found.branch is None
 
 
 def test_a_repository_without_commits_says_so(tmp_path: Path) -> None:
     git(tmp_path, "init", "-q")
-    assert provenance.code(tmp_path).reason == "no-commits"
+    assert provenance.code(tmp_path)[0].reason == "no-commits"
 
 
 def test_outside_a_checkout_and_without_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     os.environ["GIT_CEILING_DIRECTORIES"] = str(tmp_path)
     try:
-        assert provenance.code(tmp_path).reason == "not-a-checkout"
+        assert provenance.code(tmp_path)[0].reason == "not-a-checkout"
     finally:
         del os.environ["GIT_CEILING_DIRECTORIES"]
     monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
-    assert provenance.code(tmp_path).reason == "no-git"
+    assert provenance.code(tmp_path)[0].reason == "no-git"
 
 
 def test_a_git_that_hangs_costs_the_budget_and_no_more(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -104,20 +104,20 @@ def test_a_git_that_hangs_costs_the_budget_and_no_more(tmp_path: Path, monkeypat
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     started = time.monotonic()
-    assert provenance.code(tmp_path).reason == "timed-out"
+    assert provenance.code(tmp_path)[0].reason == "timed-out"
     assert time.monotonic() - started < provenance.BUDGET + 2  # bounded: git is stopped at the budget
 
 
 def test_a_worktree_and_a_submodule_are_read(repo: Path, tmp_path: Path) -> None:
     git(repo, "worktree", "add", "-q", str(tmp_path / "wt"), "-b", "side")
-    found = provenance.code(tmp_path / "wt")
+    found, _ = provenance.code(tmp_path / "wt")
     assert found.branch == "side" and found.commit == git(repo, "rev-parse", "HEAD")
     outer = tmp_path / "outer"
     outer.mkdir()
     git(outer, "init", "-q", "-b", "main")
     git(outer, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(repo), "sub")
     git(outer, "commit", "-q", "-m", "with a submodule")
-    assert provenance.code(outer / "sub").commit == git(repo, "rev-parse", "HEAD")
+    assert provenance.code(outer / "sub")[0].commit == git(repo, "rev-parse", "HEAD")
 
 
 @pytest.mark.parametrize(
@@ -131,7 +131,7 @@ def test_a_worktree_and_a_submodule_are_read(repo: Path, tmp_path: Path) -> None
 )
 def test_a_commit_on_github_or_the_hub_becomes_a_link(repo: Path, remote: str, link: str | None) -> None:
     git(repo, "remote", "add", "origin", remote)
-    found = provenance.code(repo)
+    found, patch = provenance.code(repo)
     if link is None:
         assert found.commit_url is None
     else:

@@ -19,9 +19,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from . import detect, liveness, naming, params, urls
+from . import detect, liveness, naming, params, provenance, urls
 from ._guard import Guard
 from .destinations import Destination
+from .origins import Provenance
 from .records import Failure, FailureReason, RunRecord, TrackioOff
 from .redact import clean_text
 
@@ -51,6 +52,7 @@ class Captured:
     report_dir: Path
     generated_name: bool  # trl-reporter made the name up (``run-<unix seconds>``)
     resuming: bool  # training resumes from a checkpoint (global_step > 0 at the start)
+    patch: str | None = None  # the uncommitted changes of the code, redacted (see provenance)
 
 
 def capture_run(
@@ -114,6 +116,11 @@ def capture_run(
         "collecting training parameters", lambda: params.curated(args, model, trainer_class), []
     )
     record.changed_arguments = guard.attempt("collecting changed arguments", lambda: params.changed_arguments(args), [])
+    device = str(getattr(getattr(args, "device", None), "type", "cpu"))
+    unknown: tuple[Provenance | None, str | None] = (None, None)
+    record.provenance, patch = guard.attempt(
+        "reading what produced the run", lambda: provenance.capture(device, model, train_dataset, environ), unknown
+    )
     if not settings.trackio:
         record.trackio_off = TrackioOff.DISABLED
     elif trackio_blocked_by and tracked is None:
@@ -123,6 +130,7 @@ def capture_run(
         report_dir=naming.report_dir(settings.report_dir, environ),
         generated_name=chosen_name is None,
         resuming=int(getattr(state, "global_step", 0) or 0) > 0,
+        patch=patch,
     )
 
 

@@ -38,6 +38,7 @@ class Charts:
 
     runs: dict[str, str] = field(default_factory=dict)
     overlay: str | None = None
+    state: str | None = None  # the experiment's state folder (its runs' patches are in runs/)
 
 
 def _names(folder: Path) -> set[str]:
@@ -87,7 +88,7 @@ class ChartWriter:
         template changed, or its file is gone; ``check`` (a full render) draws every chart again
         and rewrites those whose bytes differ. A chart that cannot be drawn is left out, alone.
         """
-        found = Charts()
+        found = Charts(state=f".trl-reporter/{self.chart_dir.name}")
         runs_dir = self.chart_dir / "runs"
         if self.chart_dir.is_symlink() or runs_dir.is_symlink():
             logger.warning("trl-reporter: not writing charts through the symlink %s", self.chart_dir)

@@ -116,6 +116,8 @@ class RunSession:
         self.record.key, self.record.run_name = key, name
         if previous is not None:
             self._continue(previous)
+        elif captured.patch is not None:
+            self.store.save_patch(key, captured.patch)
         self._save()
 
     def _continue(self, previous: RunRecord) -> None:

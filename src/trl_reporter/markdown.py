@@ -126,3 +126,19 @@ def image(alt: str, path: object) -> str:
     if not isinstance(path, str) or not _RELATIVE_PATH_RE.fullmatch(path) or ".." in path.split("/"):
         return ""
     return f"![{inline(alt)}]({path})"
+
+
+_STATE_PATH_RE = re.compile(r"[A-Za-z0-9._~%-]+(?:/[A-Za-z0-9._~%-]+)*")
+
+
+def relative_link(text: str, path: object) -> str:
+    """``[text](path)`` for a file the report wrote beside itself (a relative path inside its
+    folder, hidden folders such as ``.trl-reporter`` allowed, never ``.`` or ``..``), else the
+    text alone."""
+    if (
+        not isinstance(path, str)
+        or not _STATE_PATH_RE.fullmatch(path)
+        or any(part in (".", "..") for part in path.split("/"))
+    ):
+        return inline(text)
+    return f"[{inline(text)}]({path})"

@@ -17,9 +17,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from .origins import Code, Provenance
 from .redact import REDACTED, clean_text
 
 BUDGET = 0.5
@@ -34,20 +34,6 @@ _SECRET_FLAG = re.compile(r"(?i)^--?[A-Za-z0-9_.-]*(?:token|secret|password|pass
 _REMOTE = re.compile(
     r"^(?:https?://(?:[^@/]+@)?|ssh://git@|git@)(?P<host>github\.com|huggingface\.co)[:/](?P<path>.+?)(?:\.git)?/?$"
 )
-
-
-@dataclass
-class Code:
-    """The code a run was started from."""
-
-    reason: str | None = None  # why there is no commit (see the module docstring), else None
-    commit: str | None = None
-    branch: str | None = None  # None when HEAD is detached
-    dirty: bool = False
-    untracked: list[str] = field(default_factory=list)
-    commit_url: str | None = None  # on GitHub or the Hub
-    patch: str | None = None  # the uncommitted changes, redacted and capped
-    patch_cut: bool = False
 
 
 class _Clock:
@@ -113,28 +99,31 @@ def _read_limited(proc: subprocess.Popen[bytes], limit: int, timeout: float) -> 
     return b"".join(chunks)
 
 
-def code(cwd: Path | None = None, *, budget: float = BUDGET) -> Code:
-    """The code in ``cwd`` (the working directory): commit, branch, dirty tree and its patch."""
+def code(cwd: Path | None = None, *, budget: float = BUDGET) -> tuple[Code, str | None]:
+    """The code in ``cwd`` (the working directory): commit, branch, dirty tree, and the patch of
+    its uncommitted changes (redacted, capped), if any."""
     cwd = cwd or Path.cwd()
     clock = _Clock(budget)
     try:
         status, out = _git(["status", "--porcelain=v2", "--branch", "--untracked-files=normal", "-z"], cwd, clock)
         if status != 0:
-            return Code(reason="not-a-checkout")
+            return Code(reason="not-a-checkout"), None
         found = _parse_status(out)
         if found.commit is None:
             found.reason = "no-commits"
-            return found
+            return found, None
         found.commit_url = _commit_url(cwd, found.commit, clock)
+        patch = None
         if found.dirty:
-            found.patch, found.patch_cut = _patch(cwd, found.untracked, clock)
-        return found
+            patch, found.patch_cut = _patch(cwd, found.untracked, clock)
+            found.patch = patch is not None
+        return found, patch
     except FileNotFoundError:
-        return Code(reason="no-git")
+        return Code(reason="no-git"), None
     except TimeoutError:
-        return Code(reason="timed-out")
+        return Code(reason="timed-out"), None
     except OSError:
-        return Code(reason="failed")
+        return Code(reason="failed"), None
 
 
 def _parse_status(out: bytes) -> Code:
@@ -268,10 +257,62 @@ def hardware(device_type: str, environ: Mapping[str, str] = os.environ) -> dict[
         try:
             with open("/proc/meminfo", encoding="ascii") as fh:
                 total = next(line for line in fh if line.startswith("MemTotal:"))
-            found["memory"] = int(total.split()[1]) * 1024
+            found["memory"] = _gib(int(total.split()[1]) * 1024)
         except (OSError, StopIteration, ValueError, IndexError):
             pass
     for name, key in (("ACCELERATOR", "job_accelerator"), ("CPU_CORES", "job_cpu_cores"), ("MEMORY", "job_memory")):
         if environ.get(name):
             found[key] = clean_text(environ[name][:100])
     return found
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:.1f} GiB"
+
+
+def versions() -> list[tuple[str, str]]:
+    """Python and the libraries that shape a run, trl-reporter included."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = [("python", platform.python_version())]
+    for dist in ("torch", "transformers", "trl", "trl-reporter"):
+        try:
+            found.append((dist, version(dist)))
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def notebook(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The notebook's name, where it can be known: Jupyter's ``JPY_SESSION_NAME``, or VS Code's
+    ``__vsc_ipynb_file__`` in the kernel's namespace."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    if shell is None:
+        return None
+    name = environ.get("JPY_SESSION_NAME") or getattr(shell, "user_ns", {}).get("__vsc_ipynb_file__")
+    return clean_text(Path(str(name)).name) if name else "a notebook"
+
+
+def capture(
+    device_type: str, model: object, dataset: object, environ: Mapping[str, str] = os.environ
+) -> tuple[Provenance, str | None]:
+    """Everything a run records of what produced it, and its uncommitted patch: once, at its
+    start, in about :data:`BUDGET` (git is the only part that can be slow, and it is bounded)."""
+    started = time.monotonic()
+    found, patch = code()
+    revision, fingerprint = dataset_revision(dataset)
+    in_notebook = notebook(environ)
+    record = Provenance(
+        code=found,
+        command=[] if in_notebook else command(environ=environ),
+        notebook=in_notebook,
+        versions=versions(),
+        model_revision=model_revision(model),
+        dataset_revision=revision,
+        dataset_fingerprint=fingerprint,
+        hardware=[(k, str(v)) for k, v in hardware(device_type, environ).items()],
+    )
+    record.seconds = time.monotonic() - started
+    return record, patch

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import StatusError
+from .origins import Provenance
 
 SCHEMA_VERSION = 2
 # Larger integers are no step count, pid or size; JSON itself would keep them.
@@ -184,6 +185,7 @@ class RunRecord:
     revision: int = 0
     # Where the report is published besides this project (see publish.py), as shown to readers.
     published_to: list[str] = field(default_factory=list)
+    provenance: Provenance | None = None  # what produced it (see origins.py)
 
     # -- state machine -------------------------------------------------------------------------
 

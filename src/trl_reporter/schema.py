@@ -10,16 +10,13 @@ read too.
 
 from __future__ import annotations
 
-import enum
-import math
 import re
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 from .errors import RecordError
+from .fields import Fields, read_real
 from .migrate import from_schema_1
+from .origins import Code, Provenance
 from .records import (
-    MAX_INT,
     SCHEMA_VERSION,
     Evaluation,
     Failure,
@@ -36,148 +33,7 @@ from .records import (
 )
 
 # datetime cannot show a moment after 9999-12-31 23:59:59 UTC.
-MAX_TIMESTAMP = 253402300799.0
-MAX_TEXT = 1_000_000
-_NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf, "infinity": math.inf, "-infinity": -math.inf}
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
-E = TypeVar("E", bound=enum.Enum)
-T = TypeVar("T")
-
-
-def _valid_unicode(text: str) -> bool:
-    """Whether ``text`` has no lone surrogates (JSON's "\\ud800" escapes allow them; UTF-8 cannot
-    hold them, and trl-reporter writes them as "\\udcff" text instead)."""
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def read_real(value: object) -> float | int | None:
-    """A number as saved: an int or float, or "nan"/"inf"/"-inf" (JSON has no such numbers).
-    ``None`` for anything else, and for an integer too large to be a float."""
-    if isinstance(value, str):
-        return _NON_FINITE.get(value.strip().lower())
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    if isinstance(value, int) and abs(value) > MAX_INT:
-        return None
-    return value
-
-
-class _Fields:
-    """Typed, checked reads of one saved JSON object."""
-
-    def __init__(self, data: dict[str, Any], where: str = "") -> None:
-        self.data = data
-        self.where = where
-
-    def bad(self, key: str, expected: str) -> RecordError:
-        return RecordError(f"{self.where}{key} is not {expected}: {repr(self.data.get(key))[:80]}")
-
-    def text(self, key: str) -> str:
-        value = self.opt_text(key)
-        if value is None:
-            raise RecordError(f"{self.where}{key} is missing")
-        return value
-
-    # These run for every field of every saved file: exact type checks first, the rest only for
-    # what passes them.
-    def opt_text(self, key: str) -> str | None:
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if type(value) is not str or len(value) > MAX_TEXT or not _valid_unicode(value):
-            raise self.bad(key, "a string of valid Unicode")
-        return value
-
-    def opt_count(self, key: str) -> int | None:
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if type(value) is not int or not 0 <= value <= MAX_INT:
-            raise self.bad(key, "a whole number from 0")
-        return value
-
-    def opt_real(self, key: str) -> float | None:
-        value = self.data.get(key)
-        if value is None:
-            return None
-        number = read_real(value)
-        if number is None:
-            raise self.bad(key, "a number")
-        return float(number)
-
-    def moment(self, key: str) -> float:
-        value = self.opt_moment(key)
-        if value is None:
-            raise RecordError(f"{self.where}{key} is missing")
-        return value
-
-    def opt_moment(self, key: str) -> float | None:
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if type(value) not in (int, float) or not 0 <= value <= MAX_TIMESTAMP:
-            raise self.bad(key, "a time (seconds since 1970, before the year 10000)")
-        return float(value)
-
-    def flag(self, key: str) -> bool | None:
-        value = self.data.get(key)
-        if value is not None and not isinstance(value, bool):
-            raise self.bad(key, "true or false")
-        return value
-
-    def code(self, key: str, kind: type[E]) -> E | None:
-        value = self.opt_text(key)
-        if value is None:
-            return None
-        try:
-            return kind(value)
-        except ValueError:
-            raise self.bad(key, f"one of {', '.join(repr(m.value) for m in kind)}") from None
-
-    def sub(self, key: str, read: Callable[[_Fields], T]) -> T | None:
-        value = self.data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            raise self.bad(key, "an object")
-        return read(_Fields(value, f"{self.where}{key}."))
-
-    def pairs(self, key: str) -> list[tuple[str, Any]]:
-        value = self.data.get(key) or []
-        if not isinstance(value, list) or not all(
-            isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and len(p[0]) <= MAX_TEXT for p in value
-        ):
-            raise self.bad(key, "a list of [name, value] pairs")
-        return [(name, item) for name, item in value]
-
-    def names(self, key: str, limit: int = 16) -> list[str]:
-        value = self.data.get(key) or []
-        if (
-            not isinstance(value, list)
-            or len(value) > limit
-            or not all(type(v) is str and 0 < len(v) <= 200 and _valid_unicode(v) for v in value)
-        ):
-            raise self.bad(key, f"a list of at most {limit} names")
-        return list(value)
-
-    def reals(self, key: str, limit: int = 64) -> list[float]:
-        value = self.data.get(key) or []
-        numbers = [read_real(v) for v in value] if isinstance(value, list) and len(value) <= limit else None
-        if numbers is None or any(n is None or not math.isfinite(n) for n in numbers):
-            raise self.bad(key, f"a list of at most {limit} finite numbers")
-        return [float(n) for n in numbers if n is not None]
-
-    def rows(self, key: str, read: Callable[[_Fields], T]) -> list[T]:
-        value = self.data.get(key) or []
-        if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
-            raise self.bad(key, "a list of objects")
-        return [read(_Fields(r, f"{self.where}{key}[].")) for r in value]
 
 
 def load_run(data: object, skipped: list[str] | None = None) -> RunRecord:
@@ -189,7 +45,7 @@ def load_run(data: object, skipped: list[str] | None = None) -> RunRecord:
     if isinstance(schema, bool) or not isinstance(schema, int) or not 1 <= schema <= SCHEMA_VERSION:
         raise RecordError(f"run state has schema {schema!r}; this trl-reporter reads 1 to {SCHEMA_VERSION}")
     v1 = schema == 1
-    f = _Fields(from_schema_1(data) if v1 else data)
+    f = Fields(from_schema_1(data) if v1 else data)
     record = RunRecord(
         key=f.text("key"),
         run_name=f.text("run_name"),
@@ -226,6 +82,7 @@ def load_run(data: object, skipped: list[str] | None = None) -> RunRecord:
         run_id=f.opt_text("run_id"),
         revision=f.opt_count("revision") or 0,
         published_to=f.names("published_to", limit=4),
+        provenance=f.sub("provenance", _provenance),
     )
     if not record.key or not record.run_name:
         raise RecordError("a run needs a key and a run_name")
@@ -249,7 +106,7 @@ def load_evaluation(row: object) -> Evaluation:
     """An evaluation from its saved form, checked like a run (:func:`load_run`)."""
     if not isinstance(row, dict):
         raise RecordError("an evaluation is not a JSON object")
-    f = _Fields(row, "evaluation ")
+    f = Fields(row, "evaluation ")
     benchmark = f.text("benchmark")
     if not benchmark.strip():
         raise RecordError("an evaluation has an empty benchmark name")
@@ -272,7 +129,7 @@ def load_evaluation(row: object) -> Evaluation:
     )
 
 
-def _link(f: _Fields) -> Link:
+def _link(f: Fields) -> Link:
     return Link(
         name=f.text("name"),
         url=f.opt_text("url"),
@@ -281,7 +138,7 @@ def _link(f: _Fields) -> Link:
     )
 
 
-def _failure(f: _Fields) -> Failure:
+def _failure(f: Fields) -> Failure:
     return Failure(
         reason=f.code("reason", FailureReason) or FailureReason.OTHER,
         exc_type=f.opt_text("exc_type"),
@@ -292,7 +149,7 @@ def _failure(f: _Fields) -> Failure:
     )
 
 
-def _trackio(f: _Fields) -> TrackioInfo:
+def _trackio(f: Fields) -> TrackioInfo:
     local = f.flag("local")
     return TrackioInfo(
         project=f.text("project"),
@@ -302,7 +159,7 @@ def _trackio(f: _Fields) -> TrackioInfo:
     )
 
 
-def _resumption(f: _Fields) -> Resumption:
+def _resumption(f: Fields) -> Resumption:
     return Resumption(
         at=f.moment("at"),
         step=f.opt_count("step") or 0,
@@ -310,5 +167,36 @@ def _resumption(f: _Fields) -> Resumption:
     )
 
 
-def _signal_note(f: _Fields) -> SignalNote:
+def _signal_note(f: Fields) -> SignalNote:
     return SignalNote(signal=f.opt_text("signal") or "?", at=f.moment("at"), step=f.opt_count("step") or 0)
+
+
+def _provenance(f: Fields) -> Provenance:
+    code = f.sub("code", _code) or Code()
+    return Provenance(
+        code=code,
+        command=[str(w) for w in f.texts("command", limit=10_000)],
+        notebook=f.opt_text("notebook"),
+        versions=[(str(k), str(v)) for k, v in f.pairs("versions")],
+        model_revision=f.opt_text("model_revision"),
+        dataset_revision=f.opt_text("dataset_revision"),
+        dataset_fingerprint=f.opt_text("dataset_fingerprint"),
+        hardware=[(str(k), str(v)) for k, v in f.pairs("hardware")],
+        seconds=f.opt_real("seconds") or 0.0,
+    )
+
+
+def _code(f: Fields) -> Code:
+    commit = f.opt_text("commit")
+    if commit is not None and not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
+        raise RecordError(f"code.commit {commit[:80]!r} is not a commit id")
+    return Code(
+        reason=f.opt_text("reason"),
+        commit=commit,
+        branch=f.opt_text("branch"),
+        dirty=bool(f.flag("dirty")),
+        untracked=[str(w) for w in f.texts("untracked", limit=10_000)],
+        commit_url=f.opt_text("commit_url"),
+        patch=bool(f.flag("patch")),
+        patch_cut=bool(f.flag("patch_cut")),
+    )

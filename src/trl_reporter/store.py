@@ -192,12 +192,8 @@ class ExperimentStore:
         _fs.atomic_write(directory / name, text)
         freshness.count_change(self.state_dir)
 
-    def evaluation_files(self, key: str) -> set[str]:
-        """The names of a run's evaluation files."""
-        try:
-            return {p.name for p in (self.evals_dir / _checked(key)).glob("*.json")}
-        except OSError:
-            return set()
+    def evaluation_files(self, key: str) -> set[str]:  # the names of a run's evaluation files
+        return {p.name for p in (self.evals_dir / _checked(key)).glob("*.json")}
 
     def create_exclusive(self, key: str) -> bool:
         """Create the run's (empty) state file if nobody has; False if it exists already."""
@@ -235,6 +231,12 @@ class ExperimentStore:
             raise StoreError(f"run {record.run_name!r} would not load back ({exc}); not saved") from exc
         _fs.atomic_write(path, text)
         freshness.count_change(self.state_dir)
+
+    def patch_path(self, key: str) -> Path:  # the uncommitted changes a run was started with
+        return self.runs_dir / f"{_checked(key)}.patch"
+
+    def save_patch(self, key: str, text: str) -> None:
+        _fs.atomic_write(self.patch_path(key), scrub(text))
 
     def load_history(self, key: str) -> History | None:
         """A run's logged curves; ``None``, with a warning naming the file, if they cannot be read."""
@@ -298,17 +300,15 @@ class ExperimentStore:
         _fs.atomic_write(self.report_path, text)
 
     def is_behind(self) -> bool:
-        """Whether the markdown may lack something that was saved, or was changed by hand or by a
-        merge, since it was last rendered. Costs a few ``stat`` calls, not a load."""
+        """Whether the markdown may lack what was saved, or was changed by hand or by a merge,
+        since it was last rendered: a few ``stat`` calls, not a load."""
         return freshness.is_behind(self.state_dir, self.report_path)
 
-    def catch_up(self, renderer: RenderFn, *, timeout: float) -> bool:
-        """Render if the markdown is behind its state; True if it is up to date afterwards."""
+    def catch_up(self, renderer: RenderFn, *, timeout: float) -> bool:  # True if up to date after
         return not self.is_behind() or self.render(renderer, timeout=timeout)
 
     def lock(self, timeout: float) -> AbstractContextManager[object]:
-        """The experiment's inter-process lock, re-entrant within a thread of this process;
-        raises ``filelock.Timeout`` after ``timeout`` seconds."""
+        """The experiment's inter-process lock, re-entrant within a thread; ``filelock.Timeout``."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         return filelock.FileLock(self.lock_path, is_singleton=True).acquire(timeout=timeout)
 

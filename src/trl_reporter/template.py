@@ -107,6 +107,10 @@ def _image(path: object, alt: str) -> Markup:
     return Markup(md.image(alt, path))
 
 
+def _relative_link(path: object, text: str) -> Markup:
+    return Markup(md.relative_link(text, path))
+
+
 _XML_INVALID_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
@@ -156,6 +160,7 @@ def _environment(template_dir: str | None) -> jinja2.Environment:
         code=_code,
         code_cell=_code_cell,
         code_block=_code_block,
+        relative_link=_relative_link,
         link=_link,
         attr=_attr,
         image=_image,

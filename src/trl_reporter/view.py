@@ -16,6 +16,7 @@ turns one run's record and its slice into the data of its section.
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Sequence
 from typing import Any
 
@@ -156,6 +157,7 @@ def run_view(run: RunRecord, part: dict[str, Any]) -> dict[str, Any]:
         "experiment_rows": sum(ev["in_experiment_table"] for ev in shown),
         "model_url": safe_url(model),
         "chart": part["chart"],
+        "reproduce": _reproduce(run, part["patch"], part.get("previous_commit")),
         "columns": part["columns"],
         "trend": list(run.trend),
         "best_eval_loss": best_eval_loss(run),
@@ -254,15 +256,17 @@ def context(
             "best": {b: best[b] for b, *_ in run["scores"] if b in best} if best else {},
             "first_of_experiment": not runs,
             "chart": charts.runs.get(run["key"]),
+            "patch": f"{charts.state}/runs/{run['key']}.patch" if charts.state and run.get("patch") else None,
             "columns": columns,
             "lowest_eval_loss": lowest is not None and run["eval_loss"] == lowest,
         }
         # What the slice is made of, named by identities where there are: repr is a fixed order.
         made_of = [identities.get(f["key"], f["parameters"]) if f else None for f in (previous, first)]
         depends[run["key"]] = shared + repr(
-            (part["stale"], part["best"], not runs, part["chart"], part["lowest_eval_loss"], made_of)
+            (part["stale"], part["best"], not runs, part["chart"], part["patch"], part["lowest_eval_loss"], made_of)
         )
         part["previous"] = previous["parameters"] if previous else None
+        part["previous_commit"] = previous.get("commit") if previous else None
         part["first"] = first["parameters"] if first else None
         parts[run["key"]] = part
         firsts.setdefault(key, run)
@@ -291,3 +295,31 @@ def context(
         "in_progress": Status.IN_PROGRESS.value,
     }
     return page, parts, depends
+
+
+def _reproduce(run: RunRecord, patch: str | None, previous_commit: str | None) -> dict[str, Any] | None:
+    """What the "Reproduce this run" block shows: the checkout, the patch, the command, versions."""
+    found = run.provenance
+    if found is None:
+        return None
+    code = found.code
+    return {
+        "reason": code.reason,
+        "commit": code.commit,
+        "short": code.commit[:12] if code.commit else None,
+        # Another commit than the previous run of the group: the parameters table marks it.
+        "changed": previous_commit is not None and code.commit is not None and code.commit != previous_commit,
+        "commit_url": safe_url(code.commit_url),
+        "branch": code.branch,
+        "dirty": code.dirty,
+        "untracked": len(code.untracked),
+        "patch": patch,
+        "patch_cut": code.patch_cut,
+        "command": shlex.join(found.command) if found.command else None,
+        "notebook": found.notebook,
+        "versions": [list(v) for v in found.versions],
+        "model_revision": found.model_revision,
+        "dataset_revision": found.dataset_revision,
+        "dataset_fingerprint": found.dataset_fingerprint,
+        "hardware": [list(h) for h in found.hardware],
+    }

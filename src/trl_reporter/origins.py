@@ -1,0 +1,40 @@
+"""What produced a run, as data: its code, command, versions and machine.
+
+Pure data beside :mod:`~trl_reporter.records` (a run's ``provenance``); :mod:`~trl_reporter.provenance`
+captures it, :mod:`~trl_reporter.schema` reads it back as a stranger's, and the template shows it
+in a run's "Reproduce this run" block. The uncommitted diff itself is not here: it is a file of its
+own beside the run's state (``runs/<key>.patch``), and ``patch`` only says that it exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Code:
+    """The code a run was started from."""
+
+    reason: str | None = None  # not-a-checkout, no-git, no-commits, timed-out, failed; else None
+    commit: str | None = None
+    branch: str | None = None  # None when HEAD is detached
+    dirty: bool = False
+    untracked: list[str] = field(default_factory=list)
+    commit_url: str | None = None  # on GitHub or the Hub
+    patch: bool = False  # runs/<key>.patch holds the uncommitted changes
+    patch_cut: bool = False  # ... cut at 1 MiB
+
+
+@dataclass
+class Provenance:
+    """Everything that says exactly what produced a run."""
+
+    code: Code = field(default_factory=Code)
+    command: list[str] = field(default_factory=list)
+    notebook: str | None = None
+    versions: list[tuple[str, str]] = field(default_factory=list)  # python, torch, transformers, trl, trl-reporter
+    model_revision: str | None = None
+    dataset_revision: str | None = None
+    dataset_fingerprint: str | None = None
+    hardware: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0  # what capturing it cost
