@@ -176,3 +176,47 @@ def test_model_and_dataset_revisions_and_the_machine(tiny_model: Path) -> None:
     # A CPU run never initialises CUDA.
     torch = sys.modules.get("torch")
     assert torch is None or not torch.cuda.is_initialized()
+
+
+def test_a_training_in_a_dirty_checkout_says_how_to_reproduce_it(
+    repo: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from helpers import train
+
+    from trl_reporter import ReportCallback
+
+    (repo / "train.py").write_text(f"print('changed')\nHF_TOKEN = '{TOKEN}'\n")
+    (repo / "scratch.txt").write_text("untracked\n")
+    monkeypatch.chdir(repo)
+    monkeypatch.setattr("sys.argv", ["train.py", "--lr", "1e-3", "--hub_token", TOKEN])
+    train(tiny_model, [ReportCallback("exp", publish=tmp_path / "volume")], run_name="dirty")
+    commit = git(repo, "rev-parse", "HEAD")
+    report = (repo / "training_reports" / "exp.md").read_text()
+    assert f"| Code | {commit[:12]} + uncommitted changes |" in report
+    assert "<summary>Reproduce this run</summary>" in report and f"git checkout {commit}" in report
+    assert "[a patch](.trl-reporter/exp/runs/dirty.patch)" in report and "1 untracked file" in report
+    assert "train.py --lr 1e-3 --hub_token '***'" in report or "train.py --lr 1e-3 --hub_token ***" in report
+    patch = (repo / "training_reports" / ".trl-reporter" / "exp" / "runs" / "dirty.patch").read_text()
+    assert "+print('changed')" in patch and "# untracked: scratch.txt" in patch
+    for written in (repo / "training_reports").rglob("*"):
+        if written.is_file():
+            assert TOKEN not in written.read_text(errors="replace"), written
+    # Published with its patch, which is read back as a stranger's file.
+    assert (tmp_path / "volume" / ".trl-reporter" / "exp" / "runs" / "dirty.patch").read_text() == patch
+
+
+def test_a_second_run_from_other_code_is_marked_in_its_parameters(
+    repo: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helpers import train
+
+    from trl_reporter import ReportCallback
+
+    monkeypatch.chdir(repo)
+    train(tiny_model, [ReportCallback("exp")], run_name="first")
+    (repo / "train.py").write_text("print('v2')\n")
+    git(repo, "commit", "-q", "-am", "v2")
+    train(tiny_model, [ReportCallback("exp")], run_name="second")
+    report = (repo / "training_reports" / "exp.md").read_text()
+    second = git(repo, "rev-parse", "HEAD")[:12]
+    assert f"| Code | **{second}** (another commit than the previous run) |" in report

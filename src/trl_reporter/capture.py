@@ -117,9 +117,14 @@ def capture_run(
     )
     record.changed_arguments = guard.attempt("collecting changed arguments", lambda: params.changed_arguments(args), [])
     device = str(getattr(getattr(args, "device", None), "type", "cpu"))
+    report_dir = naming.report_dir(settings.report_dir, environ)
+    # What training writes itself is no uncommitted change of the code.
+    written = [report_dir, Path(str(getattr(args, "output_dir", None) or report_dir))]
     unknown: tuple[Provenance | None, str | None] = (None, None)
     record.provenance, patch = guard.attempt(
-        "reading what produced the run", lambda: provenance.capture(device, model, train_dataset, environ), unknown
+        "reading what produced the run",
+        lambda: provenance.capture(device, model, train_dataset, environ, exclude=written),
+        unknown,
     )
     if not settings.trackio:
         record.trackio_off = TrackioOff.DISABLED
@@ -127,7 +132,7 @@ def capture_run(
         record.trackio_off, record.trackio_variable = TrackioOff.REMOTE_ENVIRONMENT, trackio_blocked_by
     return Captured(
         record=record,
-        report_dir=naming.report_dir(settings.report_dir, environ),
+        report_dir=report_dir,
         generated_name=chosen_name is None,
         resuming=int(getattr(state, "global_step", 0) or 0) > 0,
         patch=patch,

@@ -30,10 +30,10 @@ from .naming import is_safe_key
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-# The saved state, by layout: <slug>/experiment.json, runs/<key>.json, history/<key>.json and
-# evals/<key>/<name>.json under .trl-reporter/.
+# The saved state, by layout: <slug>/experiment.json, runs/<key>.json, runs/<key>.patch,
+# history/<key>.json and evals/<key>/<name>.json under .trl-reporter/.
 _STATE_FILE = re.compile(
-    r"\.trl-reporter/(?P<slug>[^/]+)/(?:experiment\.json|(?:runs|history)/(?P<key>[^/]+)\.json"
+    r"\.trl-reporter/(?P<slug>[^/]+)/(?:experiment\.json|(?:runs|history)/(?P<key>[^/]+)\.json|runs/(?P<patch>[^/]+)\.patch"
     r"|evals/(?P<run>[^/]+)/(?P<name>[^/]+)\.json)"
 )
 MAX_FILE_BYTES = 4_000_000
@@ -163,7 +163,7 @@ def prune(root: Path, files: Mapping[str, str], slugs: Iterable[str]) -> int:
     that a run deleted there is not brought back; returns how many."""
     removed = 0
     for slug in slugs:
-        for path in sorted((root / ".trl-reporter" / slug).rglob("*.json")):
+        for path in sorted(p for p in (root / ".trl-reporter" / slug).rglob("*") if p.is_file()):
             relative = str(path.relative_to(root))
             if relative not in files and state_path(relative, [slug]):
                 path.unlink(missing_ok=True)

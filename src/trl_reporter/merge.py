@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import catalog
-from ._fs import read_json
+from ._fs import read_json, read_regular
 from .errors import RecordError
 from .naming import is_safe_key
+from .provenance import MAX_PATCH_BYTES
 from .records import Evaluation, RunRecord
 from .runfiles import read_run, warn_skip
 from .schema import load_evaluation
@@ -105,8 +106,11 @@ def merge_experiment(
                 write = True
         if write:
             history = source.load_history(run.key)
+            patch = _patch(source, run) if run.provenance and run.provenance.code.patch else None
             source_key, run.key = run.key, target_key
             try:
+                if patch is not None:
+                    target.save_patch(target_key, patch)
                 target.save_run(run, history, copy=True)
             except BaseException:
                 _unclaim(target, target_key)  # a failed copy leaves no empty file behind
@@ -117,6 +121,16 @@ def merge_experiment(
         result.evaluations += _merge_evaluations(source, run.key, target, target_key)
         result.runs.append(run)
     return result
+
+
+def _patch(source: ExperimentStore, run: RunRecord) -> str | None:
+    """A run's patch, read as a stranger's file: a regular file of at most 1 MiB of UTF-8."""
+    data = read_regular(source.patch_path(run.key), MAX_PATCH_BYTES + 4096)
+    try:
+        return data.decode("utf-8") if data is not None else None
+    except UnicodeDecodeError:
+        warn_skip(source.patch_path(run.key), "not UTF-8 text")
+        return None
 
 
 def _unclaim(target: ExperimentStore, key: str) -> None:

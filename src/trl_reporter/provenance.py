@@ -99,13 +99,17 @@ def _read_limited(proc: subprocess.Popen[bytes], limit: int, timeout: float) -> 
     return b"".join(chunks)
 
 
-def code(cwd: Path | None = None, *, budget: float = BUDGET) -> tuple[Code, str | None]:
+def code(cwd: Path | None = None, *, budget: float = BUDGET, exclude: Sequence[Path] = ()) -> tuple[Code, str | None]:
     """The code in ``cwd`` (the working directory): commit, branch, dirty tree, and the patch of
-    its uncommitted changes (redacted, capped), if any."""
+    its uncommitted changes (redacted, capped), if any. What training writes itself (the report
+    folder, the output directory: ``exclude``) does not make the tree dirty."""
     cwd = cwd or Path.cwd()
     clock = _Clock(budget)
+    spec = _pathspec(cwd, exclude)
     try:
-        status, out = _git(["status", "--porcelain=v2", "--branch", "--untracked-files=normal", "-z"], cwd, clock)
+        status, out = _git(
+            ["status", "--porcelain=v2", "--branch", "--untracked-files=normal", "-z", *spec], cwd, clock
+        )
         if status != 0:
             return Code(reason="not-a-checkout"), None
         found = _parse_status(out)
@@ -115,7 +119,7 @@ def code(cwd: Path | None = None, *, budget: float = BUDGET) -> tuple[Code, str 
         found.commit_url = _commit_url(cwd, found.commit, clock)
         patch = None
         if found.dirty:
-            patch, found.patch_cut = _patch(cwd, found.untracked, clock)
+            patch, found.patch_cut = _patch(cwd, found.untracked, clock, spec)
             found.patch = patch is not None
         return found, patch
     except FileNotFoundError:
@@ -124,6 +128,19 @@ def code(cwd: Path | None = None, *, budget: float = BUDGET) -> tuple[Code, str 
         return Code(reason="timed-out"), None
     except OSError:
         return Code(reason="failed"), None
+
+
+def _pathspec(cwd: Path, exclude: Sequence[Path]) -> list[str]:
+    """``-- . :(exclude)<path>...`` for the excluded folders inside ``cwd``."""
+    parts = []
+    for path in exclude:
+        try:
+            relative = Path(os.path.abspath(path)).relative_to(os.path.abspath(cwd))
+        except ValueError:
+            continue
+        if str(relative) not in ("", "."):
+            parts.append(f":(exclude){relative.as_posix()}")
+    return ["--", ".", *parts] if parts else []
 
 
 def _parse_status(out: bytes) -> Code:
@@ -155,8 +172,9 @@ def _commit_url(cwd: Path, commit: str, clock: _Clock) -> str | None:
     return f"https://huggingface.co/{path}/commit/{commit}"
 
 
-def _patch(cwd: Path, untracked: list[str], clock: _Clock) -> tuple[str | None, bool]:
-    status, out = _git(["diff", "HEAD", "--binary", "--no-color", "--no-ext-diff"], cwd, clock, limit=MAX_PATCH_BYTES)
+def _patch(cwd: Path, untracked: list[str], clock: _Clock, spec: list[str]) -> tuple[str | None, bool]:
+    diff = ["diff", "HEAD", "--binary", "--no-color", "--no-ext-diff", *spec]
+    status, out = _git(diff, cwd, clock, limit=MAX_PATCH_BYTES)
     if status not in (0, -9, -15) and not out:
         return None, False
     cut = len(out) > MAX_PATCH_BYTES
@@ -296,12 +314,17 @@ def notebook(environ: Mapping[str, str] = os.environ) -> str | None:
 
 
 def capture(
-    device_type: str, model: object, dataset: object, environ: Mapping[str, str] = os.environ
+    device_type: str,
+    model: object,
+    dataset: object,
+    environ: Mapping[str, str] = os.environ,
+    *,
+    exclude: Sequence[Path] = (),
 ) -> tuple[Provenance, str | None]:
     """Everything a run records of what produced it, and its uncommitted patch: once, at its
     start, in about :data:`BUDGET` (git is the only part that can be slow, and it is bounded)."""
     started = time.monotonic()
-    found, patch = code()
+    found, patch = code(exclude=exclude)
     revision, fingerprint = dataset_revision(dataset)
     in_notebook = notebook(environ)
     record = Provenance(

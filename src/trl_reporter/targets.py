@@ -110,7 +110,11 @@ def report_files(store: ExperimentStore) -> list[str]:
     root = store.root
     found = [store.report_path, root / STATE_DIR / ".gitignore", store.meta_path]
     found += store.chart_dir.rglob("*.svg")
-    for folder, pattern in ((store.runs_dir, "*.json"), (store.state_dir / "history", "*.json")):
+    for folder, pattern in (
+        (store.runs_dir, "*.json"),
+        (store.runs_dir, "*.patch"),
+        (store.state_dir / "history", "*.json"),
+    ):
         found += folder.glob(pattern)
     found += store.evals_dir.glob("*/*.json")
     return sorted(
