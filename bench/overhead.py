@@ -9,7 +9,8 @@ Trains the tiny model for ``--steps`` steps with and without ReportCallback, in 
   once for the reporter alone (``report_to="none"``, ``trackio=False``) and once with Trackio
   logging on both sides (``report_to="trackio"``);
 - the report writes (markdown renders and state files) during one run, and how many of them
-  happened between the first and the last training step (target: 5 or fewer in all, 0 per step).
+  happened between the first and the last training step (target: 5 or fewer in all, 0 per step);
+- the time reading a run's provenance takes at ``on_train_begin`` (budget: 0.5 s in all).
 """
 
 from __future__ import annotations
@@ -171,6 +172,44 @@ def main() -> None:
         f"{counter.during_steps} during the step loop "
         f"({counter.during_steps / options.steps:.4f} per step)"
     )
+    capture_times(work)
+
+
+def capture_times(work: Path) -> None:
+    """What reading a run's provenance costs at on_train_begin (budget: 0.5 s), in a clean
+    checkout, a dirty one (1 MB of changes), and outside any checkout; median of 5."""
+    import subprocess
+
+    from trl_reporter import provenance
+
+    env = dict(
+        os.environ, GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@b", GIT_COMMITTER_NAME="b", GIT_COMMITTER_EMAIL="b@b"
+    )
+    repo = work / "repo"
+    repo.mkdir()
+    for args in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "x"]):
+        subprocess.run(["git", *args], cwd=repo, env=env, check=True)
+    outside = work / "outside"
+    outside.mkdir()
+    cases = [
+        ("clean checkout", repo, None),
+        ("dirty checkout, 1 MB diff", repo, "x" * 1_000_000),
+        ("no checkout", outside, None),
+    ]
+    here = Path.cwd()
+    for label, where, change in cases:
+        if change:
+            (where / "big.txt").write_text(change)
+            subprocess.run(["git", "add", "big.txt"], cwd=where, env=env, check=True)
+        os.chdir(where)
+        try:
+            seconds = []
+            for _ in range(5):
+                found, _patch = provenance.capture("cpu", None, None, {})
+                seconds.append(found.seconds)
+        finally:
+            os.chdir(here)
+        print(f"  provenance captured at on_train_begin, {label}: {statistics.median(seconds) * 1000:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -20,16 +20,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .origins import Code, Provenance
-from .redact import REDACTED, clean_text
+from .redact import REDACTED, clean_text, is_secret_field
 
 BUDGET = 0.5
 GIT_TIMEOUT = 2.0
 MAX_PATCH_BYTES = 1 << 20
 # NAME=value on a command line (an environment assignment, or --name=value) whose name says secret.
-_SECRET_ASSIGNMENT = re.compile(
-    r"(?i)(?P<name>[A-Za-z0-9_.-]*(?:token|secret|password|passwd|api[_-]?key)[A-Za-z0-9_.-]*)=(?P<value>\S+)"
-)
-_SECRET_FLAG = re.compile(r"(?i)^--?[A-Za-z0-9_.-]*(?:token|secret|password|passwd|api[_-]?key)[A-Za-z0-9_.-]*$")
+_SECRET_ASSIGNMENT = re.compile(r"(?<![A-Za-z0-9_.-])(?P<name>[A-Za-z0-9_.-]{1,100})=(?P<value>\S+)")
 # The part of a remote URL that names the repository on GitHub or the Hub.
 _REMOTE = re.compile(
     r"^(?:https?://(?:[^@/]+@)?|ssh://git@|git@)(?P<host>github\.com|huggingface\.co)[:/](?P<path>.+?)(?:\.git)?/?$"
@@ -191,8 +188,17 @@ def _patch(cwd: Path, untracked: list[str], clock: _Clock, spec: list[str]) -> t
 def redact_text(text: str) -> str:
     """Secrets out of free text: tokens, URL passwords, and ``NAME=value`` where the name says
     it is a secret (``HF_TOKEN=…``, ``--api-key=…``)."""
-    text = _SECRET_ASSIGNMENT.sub(lambda m: f"{m.group('name')}={REDACTED}", text)
+    # Linear on any input (a 1 MB minified line included): a name starts where no name character
+    # precedes it, and is at most 100 characters long.
+    text = _SECRET_ASSIGNMENT.sub(
+        lambda m: f"{m.group('name')}={REDACTED}" if _secret_name(m.group("name")) else m.group(0), text
+    )
     return clean_text(text)
+
+
+def _secret_name(name: str) -> bool:
+    """``HF_TOKEN``, ``--hub-token``, ``WANDB_API_KEY``: yes; ``pad_token``, ``max_new_tokens``: no."""
+    return is_secret_field(name.lstrip("-").replace("-", "_").replace(".", "_"))
 
 
 def command(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.environ) -> list[str]:
@@ -213,7 +219,7 @@ def redact_words(words: Sequence[str]) -> list[str]:
             shown.append(REDACTED)
             hide_next = False
             continue
-        hide_next = bool(_SECRET_FLAG.match(word))
+        hide_next = word.startswith("-") and "=" not in word and _secret_name(word)
         shown.append(redact_text(word))
     return shown
 
