@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from trl_reporter import provenance
+from trl_reporter import machine, provenance
 
 TOKEN = "hf_" + "A" * 34
 
@@ -162,17 +162,17 @@ def test_model_and_dataset_revisions_and_the_machine(tiny_model: Path) -> None:
     from types import SimpleNamespace
 
     sha = "0123456789abcdef0123456789abcdef01234567"
-    assert provenance.model_revision(SimpleNamespace(config=SimpleNamespace(_commit_hash=sha))) == sha
-    assert provenance.model_revision(SimpleNamespace(config=SimpleNamespace(_commit_hash=None))) is None
+    assert machine.model_revision(SimpleNamespace(config=SimpleNamespace(_commit_hash=sha))) == sha
+    assert machine.model_revision(SimpleNamespace(config=SimpleNamespace(_commit_hash=None))) is None
     info = SimpleNamespace(download_checksums={f"hf://datasets/a/b@x/resolve/{sha}/data.parquet": {}})
-    assert provenance.dataset_revision(SimpleNamespace(info=info, _fingerprint="abc123")) == (sha, "abc123")
+    assert machine.dataset_revision(SimpleNamespace(info=info, _fingerprint="abc123")) == (sha, "abc123")
     from datasets import Dataset
 
-    revision, fingerprint = provenance.dataset_revision(Dataset.from_dict({"text": ["a", "b"]}))
+    revision, fingerprint = machine.dataset_revision(Dataset.from_dict({"text": ["a", "b"]}))
     assert revision is None and fingerprint
     import sys
 
-    found = provenance.hardware("cpu", {"ACCELERATOR": "a10g-large", "CPU_CORES": "12", "MEMORY": "46Gi"})
+    found = machine.hardware("cpu", {"ACCELERATOR": "a10g-large", "CPU_CORES": "12", "MEMORY": "46Gi"})
     assert found["accelerator"] == "CPU" and found["job_accelerator"] == "a10g-large" and found["job_memory"] == "46Gi"
     # A CPU run never initialises CUDA.
     torch = sys.modules.get("torch")

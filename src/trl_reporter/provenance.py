@@ -19,6 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .machine import dataset_revision, hardware, model_revision, versions
 from .origins import Code, Provenance
 from .redact import REDACTED, clean_text, is_secret_field
 
@@ -235,77 +236,6 @@ def _launcher(environ: Mapping[str, str]) -> list[str] | None:
         return None
     words = [w.decode("utf-8", "surrogateescape") for w in raw.split(b"\0") if w]
     return words or None
-
-
-_RESOLVED_AT = re.compile(r"/resolve/([0-9a-f]{40})/")
-
-
-def model_revision(model: object) -> str | None:
-    """The base model's Hub revision, as transformers recorded it when loading."""
-    value = getattr(getattr(model, "config", None), "_commit_hash", None)
-    return value if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{40}", value) else None
-
-
-def dataset_revision(dataset: object) -> tuple[str | None, str | None]:
-    """(Hub revision, fingerprint) of a ``datasets.Dataset``, where it has them: the revision
-    from the URLs its files were downloaded from, the fingerprint from ``_fingerprint``."""
-    checksums = getattr(getattr(dataset, "info", None), "download_checksums", None) or {}
-    revision = None
-    for url in checksums if isinstance(checksums, Mapping) else ():
-        match = _RESOLVED_AT.search(str(url))
-        if match:
-            revision = match.group(1)
-            break
-    fingerprint = getattr(dataset, "_fingerprint", None)
-    return revision, fingerprint if isinstance(fingerprint, str) and len(fingerprint) <= 64 else None
-
-
-def hardware(device_type: str, environ: Mapping[str, str] = os.environ) -> dict[str, str | int]:
-    """The accelerator (name, count, memory) from torch, only for the device training uses, so
-    CUDA is never initialised for a CPU run; and inside an HF Job, its flavor."""
-    found: dict[str, str | int] = {}
-    if device_type == "cuda":
-        try:
-            import torch
-
-            properties = torch.cuda.get_device_properties(0)
-            found.update(
-                accelerator=str(properties.name),
-                count=int(torch.cuda.device_count()),
-                memory=int(properties.total_memory),
-            )
-        except Exception:  # noqa: BLE001 - a name is a nicety, never worth failing for
-            found["accelerator"] = "CUDA GPU"
-    else:
-        found.update(accelerator=device_type.upper(), count=1)
-        try:
-            with open("/proc/meminfo", encoding="ascii") as fh:
-                total = next(line for line in fh if line.startswith("MemTotal:"))
-            found["memory"] = _gib(int(total.split()[1]) * 1024)
-        except (OSError, StopIteration, ValueError, IndexError):
-            pass
-    for name, key in (("ACCELERATOR", "job_accelerator"), ("CPU_CORES", "job_cpu_cores"), ("MEMORY", "job_memory")):
-        if environ.get(name):
-            found[key] = clean_text(environ[name][:100])
-    return found
-
-
-def _gib(size: int) -> str:
-    return f"{size / 2**30:.1f} GiB"
-
-
-def versions() -> list[tuple[str, str]]:
-    """Python and the libraries that shape a run, trl-reporter included."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = [("python", platform.python_version())]
-    for dist in ("torch", "transformers", "trl", "trl-reporter"):
-        try:
-            found.append((dist, version(dist)))
-        except PackageNotFoundError:
-            continue
-    return found
 
 
 def notebook(environ: Mapping[str, str] = os.environ) -> str | None:
