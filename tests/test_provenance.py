@@ -72,8 +72,10 @@ def test_a_huge_diff_is_cut_at_a_file_boundary(repo: Path) -> None:
     git(repo, "add", ".")
     found, patch = provenance.code(repo, budget=10.0)  # a big diff takes time; the cap is what is tested
     assert found.patch_cut and found.patch and patch is not None
-    assert len(patch.encode()) <= provenance.MAX_PATCH_BYTES
+    assert len(patch.encode()) <= provenance.MAX_PATCH_BYTES + 1000
     assert patch.startswith("diff --git ") and patch.endswith("\n")
+    # What did not fit is named, so that nobody takes the patch for the whole change.
+    assert "# left out (the patch is capped at 1 MiB): bundle.min.js" in patch
 
 
 def test_a_detached_head_has_no_branch(repo: Path) -> None:
@@ -221,3 +223,50 @@ def test_a_second_run_from_other_code_is_marked_in_its_parameters(
     report = (repo / "training_reports" / "exp.md").read_text()
     second = git(repo, "rev-parse", "HEAD")[:12]
     assert f"| Code | **{second}** (another commit than the previous run) |" in report
+
+
+@pytest.mark.parametrize("scenario", ["clean", "detached", "no-commits", "untracked", "huge-diff", "token"])
+def test_each_kind_of_checkout_trains_and_reports_what_it_is(
+    scenario: str, tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helpers import train
+
+    from trl_reporter import ReportCallback
+
+    root = tmp_path / "work"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    (root / "train.py").write_text("print('v1')\n")
+    if scenario != "no-commits":
+        git(root, "add", ".")
+        git(root, "commit", "-q", "-m", "first")
+    if scenario == "detached":
+        git(root, "checkout", "-q", "--detach")
+    elif scenario == "untracked":
+        (root / "notes.md").write_text("todo\n")
+    elif scenario == "huge-diff":
+        (root / "data.csv").write_text(("1,2,3\n") * 900_000)  # about 5 MB
+        git(root, "add", "data.csv")
+    elif scenario == "token":
+        (root / "train.py").write_text(f"token = '{TOKEN}'\n")
+    monkeypatch.chdir(root)
+    train(tiny_model, [ReportCallback("exp")], run_name=scenario)
+    report = (root / "training_reports" / "exp.md").read_text()
+    patch_file = root / "training_reports" / ".trl-reporter" / "exp" / "runs" / f"{scenario}.patch"
+    if scenario == "no-commits":
+        assert "| Code | a repository with no commits yet |" in report and not patch_file.exists()
+        return
+    commit = git(root, "rev-parse", "HEAD")
+    assert f"git checkout {commit}" in report
+    if scenario in ("clean", "detached"):
+        assert f"| Code | {commit[:12]} |" in report and not patch_file.exists()
+        assert ("on branch `main`" in report) == (scenario == "clean")
+        return
+    assert f"| Code | {commit[:12]} + uncommitted changes |" in report and patch_file.exists()
+    patch = patch_file.read_text()
+    if scenario == "untracked":
+        assert patch == "# untracked: notes.md\n"
+    elif scenario == "huge-diff":
+        assert "(cut at 1 MiB)" in report and patch == "# left out (the patch is capped at 1 MiB): data.csv\n"
+    else:
+        assert TOKEN not in patch and "token = '***'" in patch

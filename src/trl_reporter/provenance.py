@@ -176,14 +176,24 @@ def _patch(cwd: Path, untracked: list[str], clock: _Clock, spec: list[str]) -> t
     if status not in (0, -9, -15) and not out:
         return None, False
     cut = len(out) > MAX_PATCH_BYTES
+    left_out: list[str] = []
     if cut:
         out = out[:MAX_PATCH_BYTES]
         boundary = out.rfind(b"\ndiff --git ")
         out = out[: boundary + 1] if boundary > 0 else b""
+        left_out = _left_out(cwd, clock, spec, out)
     text = redact_text(out.decode("utf-8", "surrogateescape"))
+    text += "".join(f"# left out (the patch is capped at 1 MiB): {clean_text(name)}\n" for name in left_out)
     if untracked:
         text += "".join(f"# untracked: {name}\n" for name in untracked)
     return clean_text(text), cut
+
+
+def _left_out(cwd: Path, clock: _Clock, spec: list[str], kept: bytes) -> list[str]:
+    """The changed files that a cut patch does not hold."""
+    status, out = _git(["diff", "HEAD", "--name-only", "-z", *spec], cwd, clock)
+    names = [n.decode("utf-8", "surrogateescape") for n in out.split(b"\0") if n] if status == 0 else []
+    return [n for n in names if f"diff --git a/{n} ".encode("utf-8", "surrogateescape") not in kept]
 
 
 def redact_text(text: str) -> str:
