@@ -48,6 +48,8 @@ def test_two_ranks_write_and_publish_exactly_one_run_from_rank_zero(project: Pat
     assert proc.returncode == 0, proc.stderr[-3000:]
     [state] = run_states(project)
     assert (state["run_name"], state["status"]) == ("ddp-ok", "Success")
+    # The command is torchrun's, as launched: the workers' own argv would not reproduce the run.
+    assert state["provenance"]["command"][1:5] == ["-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone"]
     assert "| Effective Batch Size | 8 (4 × 1 × 2 devices) |" in only_report(project)
     # Rank 1 published nothing: a second publisher would have added a second run there.
     assert [p for p in published if "/runs/" in p and p.endswith(".json")] == [".trl-reporter/ddp/runs/ddp-ok.json"]

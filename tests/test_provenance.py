@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -158,6 +160,36 @@ def test_the_command_line_is_redacted() -> None:
     )
     assert TOKEN not in " ".join(words) and "s3cr3t" not in words
     assert words[1:3] == ["train.py", "--hub_token"] and words[-2:] == ["--lr", "1e-4"]
+
+
+def test_a_training_launched_by_uv_run_records_the_uv_command(tmp_path: Path) -> None:
+    # A stand-in for uv (not a test dependency): like `uv run`, it sets UV and starts Python.
+    uv = tmp_path / "bin" / "uv"
+    uv.parent.mkdir()
+    uv.write_text(
+        f"#!{sys.executable}\nimport os, subprocess, sys\n"
+        "sys.exit(subprocess.call([sys.executable, '-c', os.environ['CHILD']], env=dict(os.environ, UV=sys.argv[0])))\n"
+    )
+    uv.chmod(0o755)
+    child = "import json; from trl_reporter import provenance; print(json.dumps(provenance.command()))"
+    out = subprocess.run(
+        [str(uv), "run", "train.py", "--hub-token", TOKEN, "--lr", "1e-4"],
+        env=dict(os.environ, CHILD=child, JOB_ID="job-1"),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert json.loads(out) == ["uv", "run", "train.py", "--hub-token", "***", "--lr", "1e-4"]
+    # A process further down (started by a Python that uv ran) keeps its own command line.
+    below = "import os, subprocess, sys; subprocess.run([sys.executable, '-c', os.environ['BELOW']], check=True)"
+    nested = subprocess.run(
+        [str(uv), "run", "python", "-c", "..."],
+        env=dict(os.environ, CHILD=below, BELOW=child, JOB_ID="job-1"),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert json.loads(nested)[1:] == ["-c", child]
 
 
 def test_model_and_dataset_revisions_and_the_machine(tiny_model: Path) -> None:

@@ -214,12 +214,22 @@ def _secret_name(name: str) -> bool:
 
 def command(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.environ) -> list[str]:
     """The command line as launched, redacted: the launcher when the environment names one
-    (torchrun, accelerate, ``uv run`` inside an HF Job, read from the parent process), else
-    ``python`` and ``sys.argv``. A value after a flag that names a secret is redacted too."""
-    words = list(sys.argv if argv is None else argv)
-    launcher = _launcher(environ)
-    words = launcher if launcher else [Path(sys.executable).name, *words]
-    return redact_words(words)
+    (torchrun, accelerate, ``uv run`` inside an HF Job, read from the parent process), else the
+    interpreter's own (``python -m pkg ...`` included). ``argv`` replaces ``sys.argv`` (tests).
+    A value after a flag that names a secret is redacted too."""
+    if argv is not None:
+        words = [Path(sys.executable).name, *argv]
+    else:
+        words = _launcher(environ) or list(sys.orig_argv) or [sys.executable, *sys.argv]
+    return redact_words(_short(words))
+
+
+def _short(words: list[str]) -> list[str]:
+    """``torchrun ...`` for ``/venv/bin/python /venv/bin/torchrun ...``; ``python`` for
+    ``/usr/bin/python3.11``: the programs by name, the arguments as given."""
+    if len(words) > 1 and Path(words[0]).name.startswith("python") and Path(words[1]).name in _LAUNCHERS:
+        words = words[1:]
+    return [Path(words[0]).name, *words[1:]] if words else words
 
 
 def redact_words(words: Sequence[str]) -> list[str]:
@@ -235,17 +245,24 @@ def redact_words(words: Sequence[str]) -> list[str]:
     return shown
 
 
+_LAUNCHERS = ("torchrun", "accelerate", "uv", "deepspeed")
+
+
 def _launcher(environ: Mapping[str, str]) -> list[str] | None:
-    """The parent's command line when a launcher started this process, else ``None``."""
-    launched = any(environ.get(v) for v in ("TORCHELASTIC_RUN_ID", "ACCELERATE_MIXED_PRECISION"))
-    if not launched and not (environ.get("JOB_ID") and environ.get("UV")):
+    """The parent's command line when a launcher started this process, else ``None``: torchrun
+    and ``accelerate launch`` say so in the environment; ``uv run`` (as in ``hf jobs uv run``)
+    sets ``UV`` for every process below it, so there the parent must be uv itself."""
+    elastic = any(environ.get(v) for v in ("TORCHELASTIC_RUN_ID", "ACCELERATE_MIXED_PRECISION"))
+    if not elastic and not environ.get("UV"):
         return None
     try:
         raw = Path(f"/proc/{os.getppid()}/cmdline").read_bytes()
     except OSError:
         return None
     words = [w.decode("utf-8", "surrogateescape") for w in raw.split(b"\0") if w]
-    return words or None
+    if not words or not (elastic or _short(words)[0] == "uv"):
+        return None
+    return words
 
 
 def notebook(environ: Mapping[str, str] = os.environ) -> str | None:
