@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import FAKE_SHA, cache_dataset_as, train
 
 from trl_reporter import machine, provenance
 
@@ -204,6 +205,14 @@ def test_model_and_dataset_revisions_and_the_machine(tiny_model: Path) -> None:
 
     revision, fingerprint = machine.dataset_revision(Dataset.from_dict({"text": ["a", "b"]}))
     assert revision is None and fingerprint
+    # A Hub dataset loaded from the datasets cache, as load_dataset lays it out: keyed by commit.
+    from datasets import load_dataset
+
+    cache_dataset_as("acme/versioned", ["one two three"] * 4)
+    loaded = load_dataset("acme/versioned", split="train")
+    assert machine.dataset_revision(loaded) == (FAKE_SHA, loaded._fingerprint)
+    mapped = loaded.map(lambda row: {"n": len(row["text"])})  # as a trainer's preprocessing does
+    assert machine.dataset_revision(mapped)[0] == FAKE_SHA
     import sys
 
     found = machine.hardware("cpu", {"ACCELERATOR": "a10g-large", "CPU_CORES": "12", "MEMORY": "46Gi"})
@@ -216,8 +225,6 @@ def test_model_and_dataset_revisions_and_the_machine(tiny_model: Path) -> None:
 def test_a_training_in_a_dirty_checkout_says_how_to_reproduce_it(
     repo: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from helpers import train
-
     from trl_reporter import ReportCallback
 
     (repo / "train.py").write_text(f"print('changed')\nHF_TOKEN = '{TOKEN}'\n")
@@ -243,8 +250,6 @@ def test_a_training_in_a_dirty_checkout_says_how_to_reproduce_it(
 def test_a_second_run_from_other_code_is_marked_in_its_parameters(
     repo: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from helpers import train
-
     from trl_reporter import ReportCallback
 
     monkeypatch.chdir(repo)
@@ -261,8 +266,6 @@ def test_a_second_run_from_other_code_is_marked_in_its_parameters(
 def test_each_kind_of_checkout_trains_and_reports_what_it_is(
     scenario: str, tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from helpers import train
-
     from trl_reporter import ReportCallback
 
     root = tmp_path / "work"

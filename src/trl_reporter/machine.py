@@ -5,25 +5,35 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from pathlib import PurePath
 
 from .redact import clean_text
 
-_RESOLVED_AT = re.compile(r"/resolve/([0-9a-f]{40})/")
+_SHA = re.compile(r"[0-9a-f]{40}")
+# A data file's URL at a commit: .../resolve/<sha>/... or hf://datasets/<repo>@<sha>/...
+_URL_AT = re.compile(r"(?:/resolve/|@)([0-9a-f]{40})/")
 
 
 def model_revision(model: object) -> str | None:
     """The base model's Hub revision, as transformers recorded it when loading."""
     value = getattr(getattr(model, "config", None), "_commit_hash", None)
-    return value if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{40}", value) else None
+    return value if isinstance(value, str) and _SHA.fullmatch(value) else None
 
 
 def dataset_revision(dataset: object) -> tuple[str | None, str | None]:
-    """(Hub revision, fingerprint) of a ``datasets.Dataset``, where it has them: the revision
-    from the URLs its files were downloaded from, the fingerprint from ``_fingerprint``."""
-    checksums = getattr(getattr(dataset, "info", None), "download_checksums", None) or {}
+    """(Hub revision, fingerprint) of a ``datasets.Dataset``, where it has them. A Hub dataset's
+    cache folder is ``<namespace>___<name>/<config>/<version>/<commit>/`` (datasets keys it by the
+    commit it loaded), and the files it was built from may name the commit in their URLs; the
+    fingerprint is ``_fingerprint``."""
     revision = None
-    for url in checksums if isinstance(checksums, Mapping) else ():
-        match = _RESOLVED_AT.search(str(url))
+    for cache in getattr(dataset, "cache_files", None) or []:
+        parts = PurePath(str(cache.get("filename", "")) if isinstance(cache, Mapping) else "").parts
+        if len(parts) >= 5 and "___" in parts[-5] and _SHA.fullmatch(parts[-2]):
+            revision = parts[-2]
+            break
+    checksums = getattr(getattr(dataset, "info", None), "download_checksums", None) or {}
+    for url in checksums if revision is None and isinstance(checksums, Mapping) else ():
+        match = _URL_AT.search(str(url))
         if match:
             revision = match.group(1)
             break
