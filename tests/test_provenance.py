@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import FAKE_SHA, cache_dataset_as, train
+from helpers import FAKE_SHA, cache_dataset_as, run_titles, train
 
 from trl_reporter import machine, provenance
 
@@ -305,3 +305,35 @@ def test_each_kind_of_checkout_trains_and_reports_what_it_is(
         assert "(cut at 1 MiB)" in report and patch == "# left out (the patch is capped at 1 MiB): data.csv\n"
     else:
         assert TOKEN not in patch and "token = '***'" in patch
+
+
+@pytest.mark.parametrize("scenario", ["outside", "no-git", "git-hangs"])
+def test_a_training_without_a_readable_checkout_says_so(
+    scenario: str, tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trl_reporter import ReportCallback
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    if scenario != "outside":
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        if scenario == "git-hangs":
+            (bin_dir / "git").write_text("#!/bin/sh\nexec sleep 30\n")
+            (bin_dir / "git").chmod(0o755)
+        # Without git: only this folder (and no git in it) is searched; python is found by path.
+        path = str(bin_dir) if scenario == "no-git" else f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+        monkeypatch.setenv("PATH", path)
+    monkeypatch.chdir(work)
+    train(tiny_model, [ReportCallback("exp")], run_name=scenario)
+    report = (work / "training_reports" / "exp.md").read_text()
+    expected = {
+        "outside": "not a git checkout",
+        "no-git": "not a git checkout (git is not installed)",
+        "git-hangs": "git did not answer in time",
+    }[scenario]
+    assert f"| Code | {expected} |" in report
+    assert f"<details><summary>Reproduce this run</summary>\n\nCode: {expected}.\n" in report
+    assert "\ngit checkout " not in report  # no checkout command to give
+    assert [(name, status) for name, _, status in run_titles(report)] == [(scenario, "Success")]
