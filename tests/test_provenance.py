@@ -260,6 +260,9 @@ def test_a_second_run_from_other_code_is_marked_in_its_parameters(
     report = (repo / "training_reports" / "exp.md").read_text()
     second = git(repo, "rev-parse", "HEAD")[:12]
     assert f"| Code | **{second}** (another commit than the previous run) |" in report
+    # The summary says so too: same parameters, other code.
+    assert f"| Success | code {second} (same parameters) |" in report
+    assert "git apply" not in report  # both trees were clean
 
 
 @pytest.mark.parametrize("scenario", ["clean", "detached", "no-commits", "untracked", "huge-diff", "token"])

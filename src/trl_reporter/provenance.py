@@ -217,18 +217,30 @@ def command(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.e
     (torchrun, accelerate, ``uv run`` inside an HF Job, read from the parent process), else the
     interpreter's own (``python -m pkg ...`` included). ``argv`` replaces ``sys.argv`` (tests).
     A value after a flag that names a secret is redacted too."""
-    if argv is not None:
-        words = [Path(sys.executable).name, *argv]
-    else:
-        words = _launcher(environ) or list(sys.orig_argv) or [sys.executable, *sys.argv]
+    words = _launcher(environ) if argv is None else None
+    if words is None:
+        words = _interpreted(list(sys.argv if argv is None else argv), list(getattr(sys, "orig_argv", [])))
     return redact_words(_short(words))
 
 
+def _interpreted(argv: list[str], orig: list[str]) -> list[str]:
+    """The interpreter's command line: its own options and ``-m module`` from ``sys.orig_argv``,
+    then ``sys.argv`` (which a program may have rewritten, and which then wins)."""
+    args = argv[1:]
+    if len(orig) > len(args) and orig[len(orig) - len(args) :] == args:
+        return [*orig[: len(orig) - len(args)], *args]
+    return [sys.executable, *argv]
+
+
 def _short(words: list[str]) -> list[str]:
-    """``torchrun ...`` for ``/venv/bin/python /venv/bin/torchrun ...``; ``python`` for
-    ``/usr/bin/python3.11``: the programs by name, the arguments as given."""
-    if len(words) > 1 and Path(words[0]).name.startswith("python") and Path(words[1]).name in _LAUNCHERS:
-        words = words[1:]
+    """``torchrun ...`` for ``/venv/bin/python /venv/bin/torchrun ...`` (a launcher, or any
+    console script beside the interpreter); ``python`` for ``/usr/bin/python3.11``: the programs
+    by name, the arguments as given."""
+    if len(words) > 1 and Path(words[0]).name.startswith("python"):
+        script = Path(words[1])
+        beside = script.suffix == "" and script.parent in (Path(words[0]).parent, Path(sys.executable).parent)
+        if script.name in _LAUNCHERS or (beside and script.is_absolute()):
+            words = words[1:]
     return [Path(words[0]).name, *words[1:]] if words else words
 
 

@@ -127,6 +127,7 @@ def run_view(run: RunRecord, part: dict[str, Any]) -> dict[str, Any]:
         "first": first is None,
         "first_of_experiment": part["first_of_experiment"],
         "changes": _changes(json_safe(list(run.parameters)), first) if first is not None else [],
+        "code_change": _code_change(run, part.get("first_code")) if first is not None else None,
         "changed_arguments": [list(p) for p in run.changed_arguments],
         "pid": run.pid,
         "host": run.host,
@@ -261,13 +262,17 @@ def context(
             "lowest_eval_loss": lowest is not None and run["eval_loss"] == lowest,
         }
         # What the slice is made of, named by identities where there are: repr is a fixed order.
-        made_of = [identities.get(f["key"], f["parameters"]) if f else None for f in (previous, first)]
+        made_of = [
+            (identities.get(f["key"], f["parameters"]), f.get("commit"), f.get("patch")) if f else None
+            for f in (previous, first)
+        ]
         depends[run["key"]] = shared + repr(
             (part["stale"], part["best"], not runs, part["chart"], part["patch"], part["lowest_eval_loss"], made_of)
         )
         part["previous"] = previous["parameters"] if previous else None
         part["previous_commit"] = previous.get("commit") if previous else None
         part["first"] = first["parameters"] if first else None
+        part["first_code"] = _code_label(first.get("commit"), bool(first.get("patch"))) if first else None
         parts[run["key"]] = part
         firsts.setdefault(key, run)
         latest_of[key] = run
@@ -314,6 +319,7 @@ def _reproduce(run: RunRecord, patch: str | None, previous_commit: str | None) -
         "dirty": code.dirty,
         "untracked": len(code.untracked),
         "patch": patch,
+        "apply": f"git apply {shlex.quote(patch.rsplit('/', 1)[-1])}  # the patch linked above" if patch else None,
         "patch_cut": code.patch_cut,
         "command": shlex.join(found.command) if found.command else None,
         "notebook": found.notebook,
@@ -323,3 +329,15 @@ def _reproduce(run: RunRecord, patch: str | None, previous_commit: str | None) -
         "dataset_fingerprint": found.dataset_fingerprint,
         "hardware": [list(h) for h in found.hardware],
     }
+
+
+def _code_label(commit: str | None, dirty: bool) -> str | None:
+    """A run's code in a few characters: its short commit, marked when the tree was dirty."""
+    return f"{commit[:12]}{' + uncommitted changes' if dirty else ''}" if commit else None
+
+
+def _code_change(run: RunRecord, first: str | None) -> str | None:
+    """The run's code, when it is another than the first run of its group (both known)."""
+    code = run.provenance.code if run.provenance else None
+    label = _code_label(code.commit, code.patch) if code else None
+    return label if label is not None and first is not None and label != first else None
