@@ -16,12 +16,12 @@ turns one run's record and its slice into the data of its section.
 from __future__ import annotations
 
 import math
-import shlex
 from collections.abc import Sequence
 from typing import Any
 
 from . import liveness, urls
 from .chartfiles import Charts
+from .codeview import code_change, code_label, reproduce
 from .facts import best_eval_loss
 from .markdown import safe_url
 from .metrics import best_scores, in_experiment_table
@@ -127,7 +127,7 @@ def run_view(run: RunRecord, part: dict[str, Any]) -> dict[str, Any]:
         "first": first is None,
         "first_of_experiment": part["first_of_experiment"],
         "changes": _changes(json_safe(list(run.parameters)), first) if first is not None else [],
-        "code_change": _code_change(run, part.get("first_code")) if first is not None else None,
+        "code_change": code_change(run, part.get("first_code")) if first is not None else None,
         "changed_arguments": [list(p) for p in run.changed_arguments],
         "pid": run.pid,
         "host": run.host,
@@ -158,7 +158,7 @@ def run_view(run: RunRecord, part: dict[str, Any]) -> dict[str, Any]:
         "experiment_rows": sum(ev["in_experiment_table"] for ev in shown),
         "model_url": safe_url(model),
         "chart": part["chart"],
-        "reproduce": _reproduce(run, part["patch"], part.get("previous_commit")),
+        "reproduce": reproduce(run, part["patch"], part.get("previous_commit")),
         "columns": part["columns"],
         "trend": list(run.trend),
         "best_eval_loss": best_eval_loss(run),
@@ -272,7 +272,7 @@ def context(
         part["previous"] = previous["parameters"] if previous else None
         part["previous_commit"] = previous.get("commit") if previous else None
         part["first"] = first["parameters"] if first else None
-        part["first_code"] = _code_label(first.get("commit"), bool(first.get("patch"))) if first else None
+        part["first_code"] = code_label(first.get("commit"), bool(first.get("patch"))) if first else None
         parts[run["key"]] = part
         firsts.setdefault(key, run)
         latest_of[key] = run
@@ -300,44 +300,3 @@ def context(
         "in_progress": Status.IN_PROGRESS.value,
     }
     return page, parts, depends
-
-
-def _reproduce(run: RunRecord, patch: str | None, previous_commit: str | None) -> dict[str, Any] | None:
-    """What the "Reproduce this run" block shows: the checkout, the patch, the command, versions."""
-    found = run.provenance
-    if found is None:
-        return None
-    code = found.code
-    return {
-        "reason": code.reason,
-        "commit": code.commit,
-        "short": code.commit[:12] if code.commit else None,
-        # Another commit than the previous run of the group: the parameters table marks it.
-        "changed": previous_commit is not None and code.commit is not None and code.commit != previous_commit,
-        "commit_url": safe_url(code.commit_url),
-        "branch": code.branch,
-        "dirty": code.dirty,
-        "untracked": len(code.untracked),
-        "patch": patch,
-        "apply": f"git apply {shlex.quote(patch.rsplit('/', 1)[-1])}  # the patch linked above" if patch else None,
-        "patch_cut": code.patch_cut,
-        "command": shlex.join(found.command) if found.command else None,
-        "notebook": found.notebook,
-        "versions": [list(v) for v in found.versions],
-        "model_revision": found.model_revision,
-        "dataset_revision": found.dataset_revision,
-        "dataset_fingerprint": found.dataset_fingerprint,
-        "hardware": [list(h) for h in found.hardware],
-    }
-
-
-def _code_label(commit: str | None, dirty: bool) -> str | None:
-    """A run's code in a few characters: its short commit, marked when the tree was dirty."""
-    return f"{commit[:12]}{' + uncommitted changes' if dirty else ''}" if commit else None
-
-
-def _code_change(run: RunRecord, first: str | None) -> str | None:
-    """The run's code, when it is another than the first run of its group (both known)."""
-    code = run.provenance.code if run.provenance else None
-    label = _code_label(code.commit, code.patch) if code else None
-    return label if label is not None and first is not None and label != first else None
