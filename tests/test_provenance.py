@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import FAKE_SHA, cache_dataset_as, run_titles, train
 
-from trl_reporter import machine, provenance
+from trl_reporter import gitread, machine, provenance
 
 TOKEN = "hf_" + "A" * 34
 
@@ -53,32 +53,105 @@ def test_a_dirty_tree_gives_a_patch_that_applies_and_names_untracked_files(repo:
     (tmp_path / "run.patch").write_text(patch)
     git(clone, "apply", str(tmp_path / "run.patch"))
     assert (clone / "train.py").read_text() == "print('changed')\n"
+    # Other uncommitted changes on the same commit are told apart.
+    (repo / "train.py").write_text("print('changed again')\n")
+    again, _ = provenance.code(repo)
+    assert again.patch_id and found.patch_id and again.label() != found.label()
 
 
 def test_a_token_in_a_changed_file_never_reaches_the_patch(repo: Path) -> None:
-    (repo / "train.py").write_text(f"TOKEN = '{TOKEN}'\nHF_TOKEN={'x' * 12}\n")
+    secret = "s3cr3t-" + "x" * 12
+    (repo / "train.py").write_text(
+        f"TOKEN = '{TOKEN}'\nHF_TOKEN={secret}\nHF_TOKEN = \"{secret}\"\nos.environ[\"WANDB_API_KEY\"] = '{secret}'\n"
+        f'config = {{"password": "{secret}"}}\nlogin(token={secret})\nclone("https://ghp_{"a" * 36}@github.com/o/r")\n'
+        "token = tokenizer.decode(ids)\npad_token: '<pad>'\n"
+    )
+    (repo / "job.yaml").write_text(f"hub_token: {secret}\nlearning_rate: 1e-4\n")
+    git(repo, "add", "job.yaml")
+    (repo / f"HF_TOKEN={secret}.txt").write_text("named badly\n")
     found, patch = provenance.code(repo)
-    assert patch is not None and TOKEN not in patch and "x" * 12 not in patch
+    assert patch is not None and TOKEN not in patch and secret not in patch and "ghp_" not in patch
+    assert secret not in repr(found)  # nor in the untracked names
+    # Code that only looks like a secret is kept as it is, so that the patch still reproduces it.
+    assert "login(token=***)" in patch and "+token = tokenizer.decode(ids)" in patch
+    assert "+pad_token: '<pad>'" in patch and "+learning_rate: 1e-4" in patch
 
 
-def test_binary_changes_are_kept_as_a_binary_patch(repo: Path) -> None:
-    (repo / "weights.bin").write_bytes(bytes(range(256)))
-    git(repo, "add", "weights.bin")
+def test_binary_and_non_utf8_changes_are_named_not_kept(repo: Path, tmp_path: Path) -> None:
+    (repo / "weights.bin").write_bytes(b"\0HF_TOKEN=" + TOKEN.encode() + bytes(range(256)))
+    (repo / "latin1.txt").write_bytes("café\n".encode("latin-1"))
+    (repo / "train.py").write_text("print('changed')\n")
+    git(repo, "add", ".")
     found, patch = provenance.code(repo)
-    assert patch is not None and "GIT binary patch" in patch
+    assert patch is not None and "# left out (a binary file): weights.bin" in patch
+    assert "# left out (not UTF-8 text): latin1.txt" in patch and "GIT binary patch" not in patch
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    (tmp_path / "run.patch").write_text(patch)
+    git(clone, "apply", str(tmp_path / "run.patch"))  # the text changes still apply
+    assert (clone / "train.py").read_text() == "print('changed')\n" and not (clone / "weights.bin").exists()
 
 
 def test_a_huge_diff_is_cut_at_a_file_boundary(repo: Path) -> None:
     for i in range(4):
         (repo / f"big{i}.txt").write_text(("x" * 99 + "\n") * 10_000)  # 1 MB each
     (repo / "bundle.min.js").write_text("a" * 1_000_000)  # and one line of 1 MB: redacting it is linear
-    git(repo, "add", ".")
+    for i in range(3000):
+        (repo / f"new{i:04}.txt").write_text("x")  # untracked, and many
+    git(repo, "add", "big0.txt", "big1.txt", "big2.txt", "big3.txt", "bundle.min.js")
     found, patch = provenance.code(repo, budget=10.0)  # a big diff takes time; the cap is what is tested
     assert found.patch_cut and found.patch and patch is not None
-    assert len(patch.encode()) <= provenance.MAX_PATCH_BYTES + 1000
+    assert len(patch.encode()) <= gitread.MAX_PATCH_BYTES
     assert patch.startswith("diff --git ") and patch.endswith("\n")
     # What did not fit is named, so that nobody takes the patch for the whole change.
     assert "# left out (the patch is capped at 1 MiB): bundle.min.js" in patch
+    assert found.untracked_count == 3000 and len(found.untracked) == gitread.MAX_NAMES
+
+
+def test_many_changed_files_still_read_as_a_checkout(repo: Path) -> None:
+    for i in range(6000):  # more than 64 KiB of `git status`
+        (repo / f"untracked-file-with-a-long-name-{i:05}.txt").write_text("x")
+    found, _ = provenance.code(repo, budget=10.0)
+    assert found.reason is None and found.commit == git(repo, "rev-parse", "HEAD") and found.dirty
+
+
+def test_started_in_a_subfolder_the_whole_tree_is_read(repo: Path) -> None:
+    (repo / "src").mkdir()
+    (repo / "scripts").mkdir()
+    (repo / "src" / "model.py").write_text("x = 1\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "layout")
+    (repo / "src" / "model.py").write_text("x = 2\n")
+    found, patch = provenance.code(repo / "scripts", exclude=[repo / "scripts" / "out"])
+    assert found.dirty and patch is not None and "diff --git a/src/model.py b/src/model.py" in patch
+
+
+def test_a_git_config_never_changes_the_patch(repo: Path, tmp_path: Path) -> None:
+    git(repo, "config", "diff.noprefix", "true")
+    git(repo, "config", "diff.mnemonicPrefix", "true")
+    (repo / ".gitattributes").write_text("*.py diff=shout\n")
+    git(repo, "config", "diff.shout.textconv", "tr a-z A-Z <")
+    (repo / "train.py").write_text("print('changed')\n")
+    found, patch = provenance.code(repo)
+    assert patch is not None and "diff --git a/train.py b/train.py" in patch and "PRINT" not in patch
+
+
+def test_a_slow_diff_keeps_the_commit_already_read(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = subprocess.run(["sh", "-c", "command -v git"], capture_output=True, text=True, check=True).stdout.strip()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # A git whose diff hangs (an LFS filter, a huge file), and that leaves a child behind.
+    (bin_dir / "git").write_text(f'#!/bin/sh\ncase "$*" in *" diff "*) sleep 30; exit 1;; esac\nexec {real} "$@"\n')
+    (bin_dir / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    (repo / "train.py").write_text("print('changed')\n")
+    started = time.monotonic()
+    found, patch = provenance.code(repo)
+    assert time.monotonic() - started < provenance.BUDGET + 1
+    assert found.commit == git(repo, "rev-parse", "HEAD") and found.dirty and patch is None and not found.patch
+    time.sleep(0.2)
+    left = subprocess.run(["pgrep", "-f", "sleep 30"], capture_output=True, text=True).stdout.split()
+    assert not left, "a git child was left running"
 
 
 def test_a_detached_head_has_no_branch(repo: Path) -> None:
@@ -161,6 +234,13 @@ def test_the_command_line_is_redacted() -> None:
     )
     assert TOKEN not in " ".join(words) and "s3cr3t" not in words
     assert words[1:3] == ["train.py", "--hub_token"] and words[-2:] == ["--lr", "1e-4"]
+    # A flag after a secret flag is not its value; a vocabulary token is no secret.
+    words = provenance.command(["t.py", "--hub_token", "--lr", "1e-4", "--image_token", "<image>"], environ={})
+    assert words[1:] == ["t.py", "--hub_token", "--lr", "1e-4", "--image_token", "<image>"]
+    words = provenance.command(["t.py", "--secret-key", "abc", "AWS_SECRET_ACCESS_KEY=abc", "--wandb_key", "abc"], {})
+    assert "abc" not in " ".join(words)
+    words = provenance.command(["t.py", *[f"shard-{i}.jsonl" for i in range(12_000)]], environ={})
+    assert len(words) == provenance.MAX_WORDS + 1 and words[-1] == "... (11002 more words)"
 
 
 def test_a_training_launched_by_uv_run_records_the_uv_command(tmp_path: Path) -> None:
@@ -215,7 +295,9 @@ def test_model_and_dataset_revisions_and_the_machine(tiny_model: Path) -> None:
     assert machine.dataset_revision(mapped)[0] == FAKE_SHA
     import sys
 
-    found = machine.hardware("cpu", {"ACCELERATOR": "a10g-large", "CPU_CORES": "12", "MEMORY": "46Gi"})
+    flavor = {"ACCELERATOR": "a10g-large", "CPU_CORES": "12", "MEMORY": "46Gi"}
+    assert "job_accelerator" not in machine.hardware("cpu", flavor)  # not inside a Job
+    found = machine.hardware("cpu", {**flavor, "JOB_ID": "job-1"})
     assert found["accelerator"] == "CPU" and found["job_accelerator"] == "a10g-large" and found["job_memory"] == "46Gi"
     # A CPU run never initialises CUDA.
     torch = sys.modules.get("torch")
@@ -234,7 +316,7 @@ def test_a_training_in_a_dirty_checkout_says_how_to_reproduce_it(
     train(tiny_model, [ReportCallback("exp", publish=tmp_path / "volume")], run_name="dirty")
     commit = git(repo, "rev-parse", "HEAD")
     report = (repo / "training_reports" / "exp.md").read_text()
-    assert f"| Code | {commit[:12]} + uncommitted changes |" in report
+    assert f"| Code | {commit[:12]} + uncommitted changes (patch " in report
     assert "<summary>Reproduce this run</summary>" in report and f"git checkout {commit}" in report
     assert "[a patch](.trl-reporter/exp/runs/dirty.patch)" in report and "1 untracked file" in report
     assert "train.py --lr 1e-3 --hub_token '***'" in report or "train.py --lr 1e-3 --hub_token ***" in report
@@ -259,7 +341,7 @@ def test_a_second_run_from_other_code_is_marked_in_its_parameters(
     train(tiny_model, [ReportCallback("exp")], run_name="second")
     report = (repo / "training_reports" / "exp.md").read_text()
     second = git(repo, "rev-parse", "HEAD")[:12]
-    assert f"| Code | **{second}** (another commit than the previous run) |" in report
+    assert f"| Code | **{second}** (other code than the previous run) |" in report
     # The summary says so too: same parameters, other code.
     assert f"| Success | code {second} (same parameters) |" in report
     assert "git apply" not in report  # both trees were clean
@@ -300,7 +382,7 @@ def test_each_kind_of_checkout_trains_and_reports_what_it_is(
         assert f"| Code | {commit[:12]} |" in report and not patch_file.exists()
         assert ("on branch `main`" in report) == (scenario == "clean")
         return
-    assert f"| Code | {commit[:12]} + uncommitted changes |" in report and patch_file.exists()
+    assert f"| Code | {commit[:12]} + uncommitted changes (patch " in report and patch_file.exists()
     patch = patch_file.read_text()
     if scenario == "untracked":
         assert patch == "# untracked: notes.md\n"

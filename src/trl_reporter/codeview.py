@@ -10,22 +10,24 @@ from .markdown import safe_url
 from .records import RunRecord
 
 
-def reproduce(run: RunRecord, patch: str | None, previous_commit: str | None) -> dict[str, Any] | None:
+def reproduce(run: RunRecord, patch: str | None, previous_code: str | None) -> dict[str, Any] | None:
     """What the "Reproduce this run" block shows: the checkout, the patch, the command, versions."""
     found = run.provenance
     if found is None:
         return None
     code = found.code
+    label = code.label()
     return {
         "reason": code.reason,
         "commit": code.commit,
         "short": code.commit[:12] if code.commit else None,
-        # Another commit than the previous run of the group: the parameters table marks it.
-        "changed": previous_commit is not None and code.commit is not None and code.commit != previous_commit,
+        "label": label,
+        # Other code than the previous run of the group: the parameters table marks it.
+        "changed": previous_code is not None and label is not None and label != previous_code,
         "commit_url": safe_url(code.commit_url),
         "branch": code.branch,
         "dirty": code.dirty,
-        "untracked": len(code.untracked),
+        "untracked": code.untracked_count,
         "patch": patch,
         "apply": f"git apply {shlex.quote(patch.rsplit('/', 1)[-1])}  # the patch linked above" if patch else None,
         "patch_cut": code.patch_cut,
@@ -39,13 +41,7 @@ def reproduce(run: RunRecord, patch: str | None, previous_commit: str | None) ->
     }
 
 
-def code_label(commit: str | None, dirty: bool) -> str | None:
-    """A run's code in a few characters: its short commit, marked when the tree was dirty."""
-    return f"{commit[:12]}{' + uncommitted changes' if dirty else ''}" if commit else None
-
-
 def code_change(run: RunRecord, first: str | None) -> str | None:
-    """The run's code, when it is another than the first run of its group (both known)."""
-    code = run.provenance.code if run.provenance else None
-    label = code_label(code.commit, code.patch) if code else None
+    """The run's code, when it is other than the first run's of its group (both known)."""
+    label = run.provenance.code.label() if run.provenance else None
     return label if label is not None and first is not None and label != first else None

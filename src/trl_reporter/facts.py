@@ -18,7 +18,7 @@ from .metrics import in_experiment_table
 from .records import RunRecord, is_finite_number, json_safe
 
 # Bump when the facts' shape changes: facts kept by an older trl-reporter are then recomputed.
-VERSION = 4
+VERSION = 5
 
 
 def _link(link: Any) -> dict[str, Any] | None:
@@ -56,7 +56,7 @@ def facts_of(run: RunRecord) -> dict[str, Any]:
             "eval_loss": best_eval_loss(run),
             "curves": list(run.curves),
             "patch": bool(run.provenance and run.provenance.code.patch),
-            "commit": run.provenance.code.commit if run.provenance else None,
+            "code": run.provenance.code.label() if run.provenance else None,
         }
     )
     return facts

@@ -43,7 +43,7 @@ def dataset_revision(dataset: object) -> tuple[str | None, str | None]:
 
 def hardware(device_type: str, environ: Mapping[str, str] = os.environ) -> dict[str, str | int]:
     """The accelerator (name, count, memory) from torch, only for the device training uses, so
-    CUDA is never initialised for a CPU run; and inside an HF Job, its flavor."""
+    CUDA is never initialised for a CPU run; and inside an HF Job (``JOB_ID``), its flavor."""
     found: dict[str, str | int] = {}
     if device_type == "cuda":
         try:
@@ -53,12 +53,14 @@ def hardware(device_type: str, environ: Mapping[str, str] = os.environ) -> dict[
             found.update(
                 accelerator=str(properties.name),
                 count=int(torch.cuda.device_count()),
-                memory=int(properties.total_memory),
+                memory=_gib(int(properties.total_memory)),
             )
         except Exception:  # noqa: BLE001 - a name is a nicety, never worth failing for
             found["accelerator"] = "CUDA GPU"
+    elif device_type != "cpu":  # mps, xpu, npu...: named, as the Trainer uses it
+        found.update(accelerator=device_type.upper())
     else:
-        found.update(accelerator=device_type.upper(), count=1)
+        found.update(accelerator="CPU", count=1)
         try:
             with open("/proc/meminfo", encoding="ascii") as fh:
                 total = next(line for line in fh if line.startswith("MemTotal:"))
@@ -66,7 +68,7 @@ def hardware(device_type: str, environ: Mapping[str, str] = os.environ) -> dict[
         except (OSError, StopIteration, ValueError, IndexError):
             pass
     for name, key in (("ACCELERATOR", "job_accelerator"), ("CPU_CORES", "job_cpu_cores"), ("MEMORY", "job_memory")):
-        if environ.get(name):
+        if environ.get("JOB_ID") and environ.get(name):
             found[key] = clean_text(environ[name][:100])
     return found
 

@@ -27,8 +27,8 @@ from pathlib import Path
 from . import catalog
 from ._fs import read_json, read_regular
 from .errors import RecordError
+from .gitread import MAX_PATCH_BYTES
 from .naming import is_safe_key
-from .provenance import MAX_PATCH_BYTES
 from .records import Evaluation, RunRecord
 from .runfiles import read_run, warn_skip
 from .schema import load_evaluation

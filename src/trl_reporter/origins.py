@@ -19,10 +19,20 @@ class Code:
     commit: str | None = None
     branch: str | None = None  # None when HEAD is detached
     dirty: bool = False
-    untracked: list[str] = field(default_factory=list)
+    untracked: list[str] = field(default_factory=list)  # named, at most 1,000 of them
+    untracked_count: int = 0
     commit_url: str | None = None  # on GitHub or the Hub
     patch: bool = False  # runs/<key>.patch holds the uncommitted changes
     patch_cut: bool = False  # ... cut at 1 MiB
+    patch_id: str | None = None  # the patch's SHA-256, 12 hex digits: two patches told apart
+
+    def label(self) -> str | None:
+        """The code in a few characters: the short commit, and which uncommitted changes."""
+        if not self.commit:
+            return None
+        if not self.dirty:
+            return self.commit[:12]
+        return f"{self.commit[:12]} + uncommitted changes" + (f" (patch {self.patch_id[:8]})" if self.patch_id else "")
 
 
 @dataclass

@@ -22,14 +22,33 @@ _TOKEN_RE = re.compile(r"(?:hf|api_org)_[A-Za-z0-9]{30,}")
 # any white space, so sloppy URLs with "@" or "/" in the password are hidden whole (the price: a
 # rare "host:port/path@x" URL loses its port and path too). The scheme may follow anything that
 # cannot be part of a scheme ("eval_https://…" included).
+# At most 256 characters are searched for that "@", so that a long line of URLs without one
+# costs linear time.
 _URL_PASSWORD_RE = re.compile(
-    r"(?P<head>(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)(?P<pw>\S+)(?=@[^\s@]*)"
+    r"(?P<head>(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)(?P<pw>\S{1,256})(?=@[^\s@]*)"
 )
+# scheme://<a long user name>@host: a token put where the user name goes (https://ghp_…@github.com).
+_URL_TOKEN_USER_RE = re.compile(r"(?P<head>(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s:/@]{20,256}(?=@)")
 # Field names whose values are secrets whatever they look like.
-_SECRET_NAME_RE = re.compile(r"(^|_)(hub_token|token|password|passwd|secret|api_key|apikey)$", re.IGNORECASE)
+_SECRET_NAME_RE = re.compile(
+    r"(^|_)(hub_token|token|password|passwd|api_key|apikey|access_key|private_key|auth_key|openai_key|wandb_key"
+    r"|credential|credentials)$|(^|_)secret(_|$)",
+    re.IGNORECASE,
+)
 # Field names ending in "_token" that name a vocabulary token, not a credential.
-_HARMLESS_TOKEN_FIELDS = frozenset(
-    {"pad_token", "eos_token", "bos_token", "unk_token", "sep_token", "cls_token", "mask_token", "chat_template_token"}
+_HARMLESS_TOKEN_FIELD_RE = re.compile(
+    r"(pad|eos|bos|unk|sep|cls|mask|chat_template|image|video|audio|vision_start|vision_end|boi|eoi|think)_token"
+)
+# In text (a command line, a patch): NAME=value (no spaces: an environment assignment, --name=value),
+# or NAME followed by "=" or ":" and a quoted literal (code, JSON: HF_TOKEN = "…", "password": "…",
+# os.environ["HF_TOKEN"] = "…"), or a YAML line "name: value". A name starts where no name
+# character precedes it and is at most 100 characters long, so that any input costs linear time.
+_ASSIGNMENT_RE = re.compile(
+    r"(?<![A-Za-z0-9_.-])(?P<name>[A-Za-z0-9_.-]{1,100})"
+    r"(?:=(?P<bare>[^\s\"',;)\]}]+)"
+    r"|(?P<sep>[\"']?\]?[ \t]{0,8}[=:][ \t]{0,8})(?P<quote>[\"'])(?P<literal>[^\"'\n]{1,4096})(?P=quote)"
+    r"|(?P<yaml>:[ \t]{1,8})(?P<plain>[^\s\"'#]{1,4096})[ \t]*$)",
+    re.M,
 )
 
 
@@ -38,6 +57,7 @@ def scrub_text(text: str) -> str:
     if "_" not in text and "://" not in text:
         return text
     text = _TOKEN_RE.sub(REDACTED, text)
+    text = _URL_TOKEN_USER_RE.sub(lambda m: m.group("head") + REDACTED, text)
     return _URL_PASSWORD_RE.sub(lambda m: m.group("head") + REDACTED, text)
 
 
@@ -53,7 +73,7 @@ def clean_text(text: str) -> str:
 def is_secret_field(name: str) -> bool:
     """True for argument names that hold credentials (``hub_token``), false for ``pad_token``."""
     lowered = name.lower()
-    if lowered in _HARMLESS_TOKEN_FIELDS or lowered.endswith("_tokens"):
+    if _HARMLESS_TOKEN_FIELD_RE.fullmatch(lowered) or lowered.endswith("_tokens"):
         return False
     return bool(_SECRET_NAME_RE.search(lowered))
 
@@ -68,3 +88,40 @@ def scrub(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [scrub(v) for v in value]
     return value
+
+
+def redact_text(text: str) -> str:
+    """Secrets out of free text (a command line, a patch): what :func:`clean_text` removes, and
+    the value given to any name that says it is a secret (``HF_TOKEN=…``, ``--api-key=…``,
+    ``HF_TOKEN = "…"``, ``"password": "…"``, ``hub_token: …``)."""
+
+    def hide(m: re.Match[str]) -> str:
+        if not _secret_word(m.group("name")):
+            return m.group(0)
+        if m.group("bare") is not None:
+            return f"{m.group('name')}={REDACTED}"
+        if m.group("literal") is not None:
+            return f"{m.group('name')}{m.group('sep')}{m.group('quote')}{REDACTED}{m.group('quote')}"
+        return f"{m.group('name')}{m.group('yaml')}{REDACTED}"
+
+    return clean_text(_ASSIGNMENT_RE.sub(hide, text))
+
+
+def redact_words(words: list[str]) -> list[str]:
+    """A command line's words, redacted: each as :func:`redact_text`, and the word after a flag
+    that names a secret (``--hub_token X``), unless that word is another flag."""
+    shown: list[str] = []
+    hide_next = False
+    for word in words:
+        if hide_next and not word.startswith("--"):
+            shown.append(REDACTED)
+            hide_next = False
+            continue
+        hide_next = word.startswith("-") and "=" not in word and _secret_word(word)
+        shown.append(redact_text(word))
+    return shown
+
+
+def _secret_word(name: str) -> bool:
+    """``HF_TOKEN``, ``--hub-token``, ``WANDB_API_KEY``: yes; ``pad_token``, ``max_new_tokens``: no."""
+    return is_secret_field(name.lstrip("-").replace("-", "_").replace(".", "_"))

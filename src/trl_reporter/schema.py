@@ -190,13 +190,19 @@ def _code(f: Fields) -> Code:
     commit = f.opt_text("commit")
     if commit is not None and not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", commit):
         raise RecordError(f"code.commit {commit[:80]!r} is not a commit id")
+    untracked = [str(w) for w in f.texts("untracked", limit=10_000)]
+    patch_id = f.opt_text("patch_id")
+    if patch_id is not None and not re.fullmatch(r"[0-9a-f]{12}", patch_id):
+        raise RecordError(f"code.patch_id {patch_id[:80]!r} is not 12 hexadecimal digits")
     return Code(
         reason=f.opt_text("reason"),
         commit=commit,
         branch=f.opt_text("branch"),
         dirty=bool(f.flag("dirty")),
-        untracked=[str(w) for w in f.texts("untracked", limit=10_000)],
+        untracked=untracked,
+        untracked_count=max(f.opt_count("untracked_count") or 0, len(untracked)),
         commit_url=f.opt_text("commit_url"),
         patch=bool(f.flag("patch")),
         patch_cut=bool(f.flag("patch_cut")),
+        patch_id=patch_id,
     )

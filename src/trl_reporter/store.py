@@ -295,7 +295,7 @@ class ExperimentStore:
             drawn = writer.update(runs, check=full)
         except Exception as exc:  # noqa: BLE001 - charts never cost the report
             logger.warning("trl-reporter: could not draw the charts of %r: %s", self.experiment, clean_text(str(exc)))
-            drawn = Charts()
+            drawn = Charts(state=f".trl-reporter/{self.chart_dir.name}")  # the patches are still there
         text = renderer(self.experiment, runs, cache_dir=cache_dir, charts=drawn)
         _fs.atomic_write(self.report_path, text)
 

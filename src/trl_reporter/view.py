@@ -21,7 +21,7 @@ from typing import Any
 
 from . import liveness, urls
 from .chartfiles import Charts
-from .codeview import code_change, code_label, reproduce
+from .codeview import code_change, reproduce
 from .facts import best_eval_loss
 from .markdown import safe_url
 from .metrics import best_scores, in_experiment_table
@@ -158,7 +158,7 @@ def run_view(run: RunRecord, part: dict[str, Any]) -> dict[str, Any]:
         "experiment_rows": sum(ev["in_experiment_table"] for ev in shown),
         "model_url": safe_url(model),
         "chart": part["chart"],
-        "reproduce": reproduce(run, part["patch"], part.get("previous_commit")),
+        "reproduce": reproduce(run, part["patch"], part.get("previous_code")),
         "columns": part["columns"],
         "trend": list(run.trend),
         "best_eval_loss": best_eval_loss(run),
@@ -262,17 +262,14 @@ def context(
             "lowest_eval_loss": lowest is not None and run["eval_loss"] == lowest,
         }
         # What the slice is made of, named by identities where there are: repr is a fixed order.
-        made_of = [
-            (identities.get(f["key"], f["parameters"]), f.get("commit"), f.get("patch")) if f else None
-            for f in (previous, first)
-        ]
+        made_of = [(identities.get(f["key"], f["parameters"]), f.get("code")) if f else None for f in (previous, first)]
         depends[run["key"]] = shared + repr(
             (part["stale"], part["best"], not runs, part["chart"], part["patch"], part["lowest_eval_loss"], made_of)
         )
         part["previous"] = previous["parameters"] if previous else None
-        part["previous_commit"] = previous.get("commit") if previous else None
+        part["previous_code"] = previous.get("code") if previous else None
         part["first"] = first["parameters"] if first else None
-        part["first_code"] = code_label(first.get("commit"), bool(first.get("patch"))) if first else None
+        part["first_code"] = first.get("code") if first else None
         parts[run["key"]] = part
         firsts.setdefault(key, run)
         latest_of[key] = run
