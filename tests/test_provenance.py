@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import FAKE_SHA, cache_dataset_as, run_titles, train
+from helpers import FAKE_SHA, cache_dataset_as, cache_model_as, run_titles, train
 
 from trl_reporter import gitread, machine, provenance
 
@@ -279,6 +279,12 @@ def test_model_and_dataset_revisions_and_the_machine(tiny_model: Path) -> None:
     sha = "0123456789abcdef0123456789abcdef01234567"
     assert machine.model_revision(SimpleNamespace(config=SimpleNamespace(_commit_hash=sha))) == sha
     assert machine.model_revision(SimpleNamespace(config=SimpleNamespace(_commit_hash=None))) is None
+    # transformers 5 no longer sets _commit_hash: a Hub model's revision is its cache snapshot.
+    from transformers import AutoModelForCausalLM
+
+    cache_model_as(tiny_model, "acme/Versioned-Llama")
+    assert machine.model_revision(AutoModelForCausalLM.from_pretrained("acme/Versioned-Llama")) == FAKE_SHA
+    assert machine.model_revision(AutoModelForCausalLM.from_pretrained(str(tiny_model))) is None
     info = SimpleNamespace(download_checksums={f"hf://datasets/a/b@x/resolve/{sha}/data.parquet": {}})
     assert machine.dataset_revision(SimpleNamespace(info=info, _fingerprint="abc123")) == (sha, "abc123")
     from datasets import Dataset
@@ -366,6 +372,7 @@ def test_each_kind_of_checkout_trains_and_reports_what_it_is(
         (root / "notes.md").write_text("todo\n")
     elif scenario == "huge-diff":
         (root / "data.csv").write_text(("1,2,3\n") * 900_000)  # about 5 MB
+        (root / "train.py").write_text("print('v2')\n")  # a small change after the huge one
         git(root, "add", "data.csv")
     elif scenario == "token":
         (root / "train.py").write_text(f"token = '{TOKEN}'\n")
@@ -386,10 +393,37 @@ def test_each_kind_of_checkout_trains_and_reports_what_it_is(
     patch = patch_file.read_text()
     if scenario == "untracked":
         assert patch == "# untracked: notes.md\n"
+        assert "git apply" not in report  # a patch with no change in it does not apply
     elif scenario == "huge-diff":
-        assert "(cut at 1 MiB)" in report and patch == "# left out (the patch is capped at 1 MiB): data.csv\n"
+        assert "(1 changed file only named in it: binary, not UTF-8 text, or past its 1 MiB)" in report
+        assert patch.startswith("diff --git a/train.py b/train.py\n") and "+print('v2')" in patch
+        assert patch.endswith("\n# left out (the patch is capped at 1 MiB): data.csv\n")
+        assert "git apply huge-diff.patch" in report
     else:
         assert TOKEN not in patch and "token = '***'" in patch
+
+
+def test_a_run_started_in_a_subfolder_twice_is_not_dirtied_by_its_own_report(
+    repo: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trl_reporter import ReportCallback
+
+    (repo / "scripts").mkdir()
+    (repo / "scripts" / "run.sh").write_text("python ../train.py\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "scripts")
+    monkeypatch.chdir(repo / "scripts")
+    train(tiny_model, [ReportCallback("exp")], run_name="one")
+    train(tiny_model, [ReportCallback("exp")], run_name="two")
+    report = (repo / "training_reports" / "exp.md").read_text()  # the report is at the top
+    commit = git(repo, "rev-parse", "HEAD")
+    assert report.count(f"| Code | {commit[:12]} |") == 2 and "uncommitted" not in report
+    # A binary change is named in the report, not silently missing from the reproduction.
+    (repo / "weights.bin").write_bytes(bytes(range(256)))
+    git(repo, "add", "weights.bin")
+    train(tiny_model, [ReportCallback("exp")], run_name="three")
+    report = (repo / "training_reports" / "exp.md").read_text()
+    assert "(1 changed file only named in it: binary, not UTF-8 text)" in report
 
 
 @pytest.mark.parametrize("scenario", ["outside", "no-git", "git-hangs"])

@@ -29,8 +29,11 @@ def reproduce(run: RunRecord, patch: str | None, previous_code: str | None) -> d
         "dirty": code.dirty,
         "untracked": code.untracked_count,
         "patch": patch,
-        "apply": f"git apply {shlex.quote(patch.rsplit('/', 1)[-1])}  # the patch linked above" if patch else None,
+        "apply": f"git apply {shlex.quote(patch.rsplit('/', 1)[-1])}  # the patch linked above"
+        if patch and code.patch_files
+        else None,
         "patch_cut": code.patch_cut,
+        "left_out": code.left_out,
         "command": shlex.join(found.command) if found.command else None,
         "notebook": found.notebook,
         "versions": [list(v) for v in found.versions],

@@ -139,7 +139,7 @@ def code(cwd: Path, budget: float, exclude: Sequence[Path] = ()) -> tuple[Code, 
     try:
         found.commit_url = _commit_url(cwd, found.commit, clock)
         if found.dirty:
-            patch, found.patch_cut = _patch(cwd, found, clock, spec)
+            patch = _patch(cwd, found, clock, spec)
     except OSError:  # TimeoutError included: keep what was read
         pass
     if patch is not None:
@@ -149,16 +149,29 @@ def code(cwd: Path, budget: float, exclude: Sequence[Path] = ()) -> tuple[Code, 
 
 
 def _pathspec(cwd: Path, exclude: Sequence[Path]) -> list[str]:
-    """The whole tree (``:/``, wherever in it training started), but the excluded folders."""
+    """The whole tree (``:/``, wherever in it training started), but the excluded folders that
+    lie inside it (the report folder is at the top of a checkout, even when training starts in
+    a subfolder)."""
+    top = _top(Path(os.path.abspath(cwd)))
     parts = []
     for path in exclude:
+        if top is None:
+            break
         try:
-            relative = Path(os.path.abspath(path)).relative_to(os.path.abspath(cwd))
+            relative = Path(os.path.abspath(path)).relative_to(top)
         except ValueError:
             continue
         if str(relative) not in ("", "."):
-            parts.append(f":(exclude,literal){relative.as_posix()}")
+            parts.append(f":(top,exclude,literal){relative.as_posix()}")
     return ["--", ":/", *parts] if parts else []
+
+
+def _top(start: Path) -> Path | None:
+    """The top of the checkout ``start`` is in (where ``.git`` is), found with a few ``stat``."""
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return None
 
 
 def _parse_status(out: bytes) -> Code:
@@ -192,49 +205,66 @@ def _commit_url(cwd: Path, commit: str, clock: Clock) -> str | None:
     return f"https://huggingface.co/{path}/commit/{commit}"
 
 
-def _patch(cwd: Path, found: Code, clock: Clock, spec: list[str]) -> tuple[str | None, bool]:
-    """(the patch, whether something was left out of it for size)."""
-    _, raw = git([*_DIFF, "--src-prefix=a/", "--dst-prefix=b/", *spec], cwd, clock, limit=MAX_PATCH_BYTES)
-    cut = len(raw) > MAX_PATCH_BYTES
-    starts = [m.start() for m in _FILE_START.finditer(raw)]
-    blocks = [raw[a:b] for a, b in zip(starts, [*starts[1:], len(raw)])]
-    if cut and blocks:
-        blocks.pop()  # the file the size limit fell in is incomplete
-    kept: list[str] = []
+def _patch(cwd: Path, found: Code, clock: Clock, spec: list[str]) -> str | None:
+    """The patch; sets ``found.patch_files`` (files whose change it holds), ``found.left_out``
+    and ``found.patch_cut``."""
+    kept: list[tuple[str, str]] = []  # (file, its redacted diff)
     notes: list[str] = []
     names: set[str] = set()
-    for block in blocks:
-        name = _name(block)
-        names.add(name)
-        try:
-            decoded = block.decode("utf-8")
-        except UnicodeDecodeError:
-            notes.append(f"# left out (not UTF-8 text): {name}")
-            continue
-        if "\nBinary files " in decoded or "\nGIT binary patch" in decoded:
-            notes.append(f"# left out (a binary file): {name}")
-            continue
-        kept.append(redact_text(decoded))
-    if cut:
+
+    def take(blocks: list[bytes]) -> None:
+        for block in blocks:
+            name = _name(block)
+            names.add(name)
+            try:
+                decoded = block.decode("utf-8")
+            except UnicodeDecodeError:
+                notes.append(f"# left out (not UTF-8 text): {name}")
+                continue
+            if "\nBinary files " in decoded or "\nGIT binary patch" in decoded:
+                notes.append(f"# left out (a binary file): {name}")
+                continue
+            kept.append((name, redact_text(decoded)))
+
+    blocks, partial = _diff(cwd, clock, spec, MAX_PATCH_BYTES)
+    take(blocks)
+    if partial is not None:
+        found.patch_cut = True
         status, out = git([*_DIFF, "--name-only", "-z", *spec], cwd, clock)
-        rest = [n.decode("utf-8", "surrogateescape") for n in out.split(b"\0") if n] if status == 0 else []
-        notes += [f"# left out (the patch is capped at 1 MiB): {n}" for n in rest if n not in names]
-    notes += [f"# untracked: {name}" for name in found.untracked]
-    if found.untracked_count > len(found.untracked):
-        notes.append(f"# untracked: {found.untracked_count - len(found.untracked)} more files")
+        listed = [n.decode("utf-8", "surrogateescape") for n in out.split(b"\0") if n] if status == 0 else []
+        # The file the limit fell in is too big; the changes after it may well fit: once more.
+        rest = [n for n in listed if n not in names and n != partial][:MAX_NAMES]
+        room = MAX_PATCH_BYTES - sum(len(b) for b in blocks)
+        if rest and room > 0:
+            take(_diff(cwd, clock, ["--", *(f":(top,literal){n}" for n in rest)], room)[0])
+        notes += [f"# left out (the patch is capped at 1 MiB): {n}" for n in listed if n not in names]
     # Redaction may lengthen a file a little: what then no longer fits is named (a line of at
     # most 301 bytes each, kept room for), not kept.
-    room = MAX_PATCH_BYTES - 301 * min(len(kept), MAX_NAMES) - len(_lines(notes).encode())
+    tail = [f"# untracked: {name}" for name in found.untracked]
+    if found.untracked_count > len(found.untracked):
+        tail.append(f"# untracked: {found.untracked_count - len(found.untracked)} more files")
+    room = MAX_PATCH_BYTES - 301 * min(len(kept), MAX_NAMES) - len(_lines(notes + tail).encode())
     chosen: list[str] = []
-    for block_text in kept:
-        size = len(block_text.encode())
-        if size > room:
-            cut = True
-            notes.insert(0, f"# left out (the patch is capped at 1 MiB): {_name(block_text.encode())}")
+    for name, text in kept:
+        if len(text.encode()) > room:
+            found.patch_cut = True
+            notes.append(f"# left out (the patch is capped at 1 MiB): {name}")
             continue
-        chosen.append(block_text)
-        room -= size
-    return ("".join(chosen) + _lines(notes)) or None, cut
+        chosen.append(text)
+        room -= len(text.encode())
+    found.patch_files, found.left_out = len(chosen), len(notes)
+    return ("".join(chosen) + _lines(notes + tail)) or None
+
+
+def _diff(cwd: Path, clock: Clock, spec: list[str], limit: int) -> tuple[list[bytes], str | None]:
+    """``git diff HEAD`` in blocks of one file each, at most ``limit`` bytes of them, and the
+    file the limit fell in (whose block is left out), if it did."""
+    _, raw = git([*_DIFF, "--src-prefix=a/", "--dst-prefix=b/", *spec], cwd, clock, limit=limit)
+    starts = [m.start() for m in _FILE_START.finditer(raw)]
+    blocks = [raw[a:b] for a, b in zip(starts, [*starts[1:], len(raw)])]
+    if len(raw) > limit:
+        return blocks[:-1], (_name(blocks[-1]) if blocks else "")
+    return blocks, None
 
 
 def _lines(notes: list[str]) -> str:

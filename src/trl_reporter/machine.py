@@ -10,14 +10,34 @@ from pathlib import PurePath
 from .redact import clean_text
 
 _SHA = re.compile(r"[0-9a-f]{40}")
+_SNAPSHOT = re.compile(r"/models--[^/]+/snapshots/([0-9a-f]{40})(?:/|$)")
 # A data file's URL at a commit: .../resolve/<sha>/... or hf://datasets/<repo>@<sha>/...
 _URL_AT = re.compile(r"(?:/resolve/|@)([0-9a-f]{40})/")
 
 
 def model_revision(model: object) -> str | None:
-    """The base model's Hub revision, as transformers recorded it when loading."""
-    value = getattr(getattr(model, "config", None), "_commit_hash", None)
-    return value if isinstance(value, str) and _SHA.fullmatch(value) else None
+    """The base model's Hub revision: ``config._commit_hash`` where transformers still sets it,
+    else the Hub cache snapshot it was loaded from (``.../snapshots/<commit>/``, by its path, or
+    by its repo id's ``config.json`` in the cache: a few ``stat``, no request)."""
+    config = getattr(model, "config", None)
+    value = getattr(config, "_commit_hash", None)
+    if isinstance(value, str) and _SHA.fullmatch(value):
+        return value
+    name = getattr(config, "_name_or_path", None)
+    if not isinstance(name, str) or not name:
+        return None
+    if not os.path.isdir(name):
+        if name.count("/") != 1:
+            return None
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(name, "config.json")
+        except Exception:  # noqa: BLE001 - an odd name or cache: no revision
+            return None
+        name = cached if isinstance(cached, str) else ""
+    match = _SNAPSHOT.search(name.replace(os.sep, "/"))
+    return match.group(1) if match else None
 
 
 def dataset_revision(dataset: object) -> tuple[str | None, str | None]:

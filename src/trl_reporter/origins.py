@@ -25,6 +25,8 @@ class Code:
     patch: bool = False  # runs/<key>.patch holds the uncommitted changes
     patch_cut: bool = False  # ... cut at 1 MiB
     patch_id: str | None = None  # the patch's SHA-256, 12 hex digits: two patches told apart
+    patch_files: int = 0  # files whose changes the patch holds (git apply needs one)
+    left_out: int = 0  # changed files it names but does not hold (binary, not UTF-8, over 1 MiB)
 
     def label(self) -> str | None:
         """The code in a few characters: the short commit, and which uncommitted changes."""

@@ -205,4 +205,6 @@ def _code(f: Fields) -> Code:
         patch=bool(f.flag("patch")),
         patch_cut=bool(f.flag("patch_cut")),
         patch_id=patch_id,
+        patch_files=f.opt_count("patch_files") or 0,
+        left_out=f.opt_count("left_out") or 0,
     )
