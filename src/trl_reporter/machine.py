@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -97,8 +98,9 @@ def _gib(size: int) -> str:
     return f"{size / 2**30:.1f} GiB"
 
 
-def versions() -> list[tuple[str, str]]:
-    """Python and the libraries that shape a run, trl-reporter included."""
+@functools.cache
+def _installed() -> tuple[tuple[str, str], ...]:
+    """What :func:`versions` reads, once a process: installed versions do not change under it."""
     import platform
     from importlib.metadata import PackageNotFoundError, version
 
@@ -108,4 +110,9 @@ def versions() -> list[tuple[str, str]]:
             found.append((dist, version(dist)))
         except PackageNotFoundError:
             continue
-    return found
+    return tuple(found)
+
+
+def versions() -> list[tuple[str, str]]:
+    """Python and the libraries that shape a run, trl-reporter included."""
+    return list(_installed())
