@@ -456,3 +456,22 @@ def test_a_training_without_a_readable_checkout_says_so(
     assert f"<details><summary>Reproduce this run</summary>\n\nCode: {expected}.\n" in report
     assert "\ngit checkout " not in report  # no checkout command to give
     assert [(name, status) for name, _, status in run_titles(report)] == [(scenario, "Success")]
+
+
+def test_a_pulled_run_whose_patch_did_not_come_along_links_none(
+    repo: Path, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trl_reporter import ReportCallback
+    from trl_reporter.cli import main as cli
+
+    (repo / "train.py").write_text("print('changed')\n")
+    monkeypatch.chdir(repo)
+    volume = tmp_path / "volume"
+    train(tiny_model, [ReportCallback("exp", publish=volume)], run_name="dirty")
+    (volume / ".trl-reporter" / "exp" / "runs" / "dirty.patch").unlink()  # lost, or never uploaded
+    laptop = tmp_path / "laptop"
+    laptop.mkdir()
+    monkeypatch.chdir(laptop)
+    assert cli(["pull", str(volume)]) == 0
+    report = (laptop / "training_reports" / "exp.md").read_text()
+    assert "with uncommitted changes." in report and "[a patch](" not in report and "git apply" not in report

@@ -87,8 +87,10 @@ def _read(proc: subprocess.Popen[bytes], limit: int, timeout: float) -> bytes:
             if left <= 0:
                 raise TimeoutError("git did not answer in time")
             if not selector.select(min(left, 0.05)):
-                if proc.poll() is not None:
-                    break  # git ended; a child of it may keep the pipe open
+                # git ended (all it wrote is in the pipe by now); a child of it may keep the
+                # pipe open, so stop once nothing more is there to read.
+                if proc.poll() is not None and not selector.select(0):
+                    break
                 continue
             chunk = os.read(proc.stdout.fileno(), 1 << 16)
             if not chunk:

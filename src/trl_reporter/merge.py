@@ -107,6 +107,8 @@ def merge_experiment(
         if write:
             history = source.load_history(run.key)
             patch = _patch(source, run) if run.provenance and run.provenance.code.patch else None
+            if patch is None and run.provenance is not None:
+                run.provenance.code.patch = False  # no link to a patch that did not come along
             source_key, run.key = run.key, target_key
             try:
                 if patch is not None:
