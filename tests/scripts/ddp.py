@@ -30,6 +30,14 @@ def main() -> None:
     if mode == "fail":
         callbacks.append(FailRank1())
     train(model_dir, callbacks, run_name=f"ddp-{mode}", max_steps=8, ddp_backend="gloo")
+    # As a well-behaved DDP script ends (and as torch asks): the ranks leave together and the
+    # process group is destroyed. Without it a rank's gloo threads may abort at exit
+    # ("terminate called without an active exception"), and torchrun then stops rank 0.
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
