@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING, Any
 from . import detect, liveness, naming, params, provenance, urls
 from ._guard import Guard
 from .destinations import Destination
+from .naming import is_safe_key
 from .origins import Provenance
 from .records import Failure, FailureReason, RunRecord, TrackioOff
 from .redact import clean_text
+from .schema import is_run_id
 
 if TYPE_CHECKING:
     from transformers import TrainerState, TrainingArguments
@@ -53,6 +55,8 @@ class Captured:
     generated_name: bool  # trl-reporter made the name up (``run-<unix seconds>``)
     resuming: bool  # training resumes from a checkpoint (global_step > 0 at the start)
     patch: str | None = None  # the uncommitted changes of the code, redacted (see provenance)
+    checkpoint: str | None = None  # resuming: the checkpoint folder's name, where it is known
+    same: tuple[str, str] | None = None  # resuming: (key, run_id) of the run the checkpoint names
 
 
 def capture_run(
@@ -135,6 +139,8 @@ def capture_run(
         report_dir=report_dir,
         generated_name=chosen_name is None,
         resuming=int(getattr(state, "global_step", 0) or 0) > 0,
+        checkpoint=_checkpoint(args, state),
+        same=resumed_run(state),
         patch=patch,
     )
 
@@ -176,3 +182,28 @@ def failure_from_exception(exc_type: type[BaseException], exc: BaseException, tb
 def signal_failure(name: str) -> Failure:
     """The failure a terminating signal means for the run."""
     return Failure(reason=FailureReason.SIGNAL, signal=name)
+
+
+def _checkpoint(args: Any, state: Any) -> str | None:
+    """The folder a resumed training most likely loaded: ``checkpoint-<step>`` in ``output_dir``."""
+    step = int(getattr(state, "global_step", 0) or 0)
+    output_dir = getattr(args, "output_dir", None)
+    if step <= 0 or not output_dir:
+        return None
+    name = f"checkpoint-{step}"
+    return name if (Path(str(output_dir)) / name).is_dir() else None
+
+
+def resumed_run(state: Any) -> tuple[str, str] | None:
+    """``(key, run_id)`` of the run a checkpoint was saved for, from the state transformers
+    restored with it (``stateful_callbacks``, see :meth:`ReportCallback.state`). A stranger's
+    file: anything but a safe key and a 32-hex run id is ignored."""
+    saved = (getattr(state, "stateful_callbacks", None) or {}).get("ReportCallback")
+    for entry in saved if isinstance(saved, list) else [saved]:
+        attributes = entry.get("attributes") if isinstance(entry, dict) else None
+        run = attributes.get("resumes") if isinstance(attributes, dict) else None
+        if isinstance(run, dict):
+            key, run_id = run.get("key"), run.get("run_id")
+            if isinstance(key, str) and is_safe_key(key) and isinstance(run_id, str) and is_run_id(run_id):
+                return key, run_id
+    return None

@@ -114,16 +114,26 @@ def _runs_called(store: ExperimentStore, name: str) -> list[RunRecord]:
 
 
 def claim_run(
-    store: ExperimentStore, run_name: str, *, resuming: bool, generated: bool
+    store: ExperimentStore,
+    run_name: str,
+    *,
+    resuming: bool,
+    generated: bool,
+    same: tuple[str, str] | None = None,
 ) -> tuple[str, str, RunRecord | None]:
     """Claim the state file of a starting run: ``(key, run name, resumed record or None)``.
 
-    A run that resumes continues the latest saved run of its name. Any other run claims the first
-    free key by creating its file exclusively (``O_EXCL``), which no two processes can both do, so
-    concurrent starts never share a run, with or without the lock. A taken name gets a numbered
-    key; a name trl-reporter made up (``run-<unix seconds>``) gets the number in the name too.
+    A run that resumes continues the run its checkpoint names (``same``: its key and run_id,
+    whatever this train() is called), else the latest saved run of its name. Any other run claims
+    the first free key by creating its file exclusively (``O_EXCL``), which no two processes can
+    both do, so concurrent starts never share a run, with or without the lock. A taken name gets
+    a numbered key; a name trl-reporter made up (``run-<unix seconds>``) gets the number in the
+    name too.
     """
     if resuming:
+        found = _run_with_id(store, *same) if same is not None else None
+        if found is not None:
+            return found.key, found.run_name, found
         named = runs_named(store, run_name)
         if named:
             return named[-1].key, run_name, named[-1]
@@ -135,3 +145,18 @@ def claim_run(
         if store.create_exclusive(key):
             return key, name, None
         n += 1
+
+
+def _run_with_id(store: ExperimentStore, key: str, run_id: str) -> RunRecord | None:
+    """The saved run whose ``run_id`` this is: under ``key`` (where it was), else anywhere in
+    the experiment (a pull may have renamed it)."""
+    try:
+        record = store.load_run(key) if is_safe_key(key) else None
+    except OSError:
+        record = None
+    if record is not None and record.run_id == run_id:
+        return record
+    for record in store.load_runs():
+        if record.run_id == run_id:
+            return record
+    return None

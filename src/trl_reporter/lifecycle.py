@@ -32,8 +32,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# At the end, a Job's owner lookup still under way is waited for this long: no later save would
-# carry the logs link.
+# At the end, a Job's owner lookup still under way is waited for this long (no later save).
 _OWNER_WAIT = 2.0
 # Metrics of an evaluation that describe the evaluation loop (speed, tokens counted), not the model.
 _NOT_SCORES = ("epoch", "_runtime", "_samples_per_second", "_steps_per_second", "_num_tokens")
@@ -110,21 +109,23 @@ class RunSession:
 
     def _claim(self, captured: Captured) -> None:
         """Claim this run's state file (no lock needed), save it and render: the run shows at once."""
+        c = captured
         key, name, previous = catalog.claim_run(
-            self.store, self.record.run_name, resuming=captured.resuming, generated=captured.generated_name
+            self.store, self.record.run_name, resuming=c.resuming, generated=c.generated_name, same=c.same
         )
         self.record.key, self.record.run_name = key, name
         if previous is not None:
-            self._continue(previous)
+            self._continue(previous, captured.checkpoint)
         elif captured.patch is not None:
             self.store.save_patch(key, captured.patch)
         self._save()
 
-    def _continue(self, previous: RunRecord) -> None:
+    def _continue(self, previous: RunRecord, checkpoint: str | None) -> None:
         """Resume a saved run: keep its identity and start, note the resumption."""
         current = self.record
-        previous.reopen(at=current.started_at, step=int(getattr(self.state, "global_step", 0) or 0))
-        previous.take_process_of(current)  # the resumed run now lives in this process
+        step = int(getattr(self.state, "global_step", 0) or 0)
+        previous.reopen(at=current.started_at, step=step, checkpoint=checkpoint)
+        previous.take_process_of(current, step)  # the resumed run now lives in this process
         self.record = previous
         # The curves go on from the checkpoint's step: what was logged after it is replayed.
         self.history = self.store.load_history(previous.key) or History()

@@ -121,11 +121,21 @@ class Evaluation:
 
 @dataclass
 class Resumption:
-    """The run continued from a checkpoint in a new ``train()``."""
+    """The run continued from a checkpoint in a new ``train()``: how the part before ended,
+    and where the next one started."""
 
     at: float
     step: int
     previous_status: Status
+    # The part before: how it ended (its failure, if it failed), at which step and when.
+    ended: FailureReason | None = None
+    ended_signal: str | None = None
+    ended_step: int | None = None
+    ended_at: float | None = None
+    # Where training resumed: the checkpoint's folder name, the host and the process.
+    checkpoint: str | None = None
+    host: str | None = None
+    pid: int | None = None
 
 
 @dataclass
@@ -187,6 +197,12 @@ class RunRecord:
     # Where the report is published besides this project (see publish.py), as shown to readers.
     published_to: list[str] = field(default_factory=list)
     provenance: Provenance | None = None  # what produced it (see origins.py)
+    # A run resumed after interruptions: the seconds between its parts (not training time), the
+    # Trackio runs of its earlier parts, and the parameters that a resumed part changed:
+    # (code, value, from step).
+    paused: float = 0.0
+    trackio_earlier: list[str] = field(default_factory=list)
+    parameter_changes: list[tuple[str, Any, int]] = field(default_factory=list)
 
     # -- state machine -------------------------------------------------------------------------
 
@@ -208,20 +224,39 @@ class RunRecord:
         self.finish(Status.FAILURE, at=at, steps_done=steps_done)
         self.failure = failure
 
-    def reopen(self, *, at: float, step: int) -> None:
-        """Continue a run that resumes from a checkpoint: back to In Progress, resumption noted."""
-        self.resumed.append(Resumption(at=at, step=step, previous_status=self.status))
+    def reopen(self, *, at: float, step: int, checkpoint: str | None = None) -> None:
+        """Continue a run that resumes from a checkpoint: back to In Progress, with how its
+        last part ended and where it resumed noted; the gap does not count as training."""
+        failure = self.failure
+        last_seen = self.ended_at or self.heartbeat_at or at
+        self.resumed.append(
+            Resumption(
+                at=at,
+                step=step,
+                previous_status=self.status,
+                ended=failure.reason if failure else None,
+                ended_signal=failure.signal if failure else None,
+                ended_step=self.steps_done,
+                ended_at=last_seen,
+                checkpoint=checkpoint,
+            )
+        )
+        self.paused += max(0.0, at - last_seen)
         self.status = Status.IN_PROGRESS
         self.ended_at = None
         self.failure = None
         self.stop_reason = None
         self.heartbeat_at = at
 
-    def take_process_of(self, current: RunRecord) -> None:
-        """Resuming: this saved run continues in ``current``'s process, with its arguments."""
+    def take_process_of(self, current: RunRecord, step: int) -> None:
+        """Resuming: this saved run continues in ``current``'s process. The parameters it started
+        with stay; a value the new process changed is noted with the step it applies from."""
+        before = dict(self.parameters)
+        latest = {code: value for code, value, _ in self.parameter_changes}
+        for code, value in current.parameters:
+            if code in before and latest.get(code, before[code]) != value:
+                self.parameter_changes.append((code, value, step))
         for name in (
-            "parameters",
-            "changed_arguments",
             "host",
             "host_id",
             "pid",
@@ -235,7 +270,12 @@ class RunRecord:
             "published_to",
         ):
             setattr(self, name, getattr(current, name))
-        self.trackio = current.trackio or self.trackio
+        if self.resumed:
+            self.resumed[-1].host, self.resumed[-1].pid = current.host, current.pid
+        # The new part logs to a Trackio run of its own, found once it starts.
+        if self.trackio is not None and self.trackio.run not in self.trackio_earlier:
+            self.trackio_earlier.append(self.trackio.run)
+        self.trackio = current.trackio
 
     def survive_signal(self, signal_name: str, *, at: float, step: int) -> None:
         """Take back a Failure recorded for a signal whose handler let training go on.

@@ -10,13 +10,16 @@ read too.
 
 from __future__ import annotations
 
+import math
 import re
+from typing import Any
 
 from .errors import RecordError
 from .fields import Fields, read_real
 from .migrate import from_schema_1
 from .origins import Code, Provenance
 from .records import (
+    MAX_INT,
     SCHEMA_VERSION,
     Evaluation,
     Failure,
@@ -34,6 +37,10 @@ from .records import (
 
 # datetime cannot show a moment after 9999-12-31 23:59:59 UTC.
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def is_run_id(value: str) -> bool:
+    return _RUN_ID.fullmatch(value) is not None
 
 
 def load_run(data: object, skipped: list[str] | None = None) -> RunRecord:
@@ -83,10 +90,13 @@ def load_run(data: object, skipped: list[str] | None = None) -> RunRecord:
         revision=f.opt_count("revision") or 0,
         published_to=f.names("published_to", limit=4),
         provenance=f.sub("provenance", _provenance),
+        paused=_seconds(f.opt_real("paused")),
+        trackio_earlier=f.names("trackio_earlier", limit=64),
+        parameter_changes=_parameter_changes(f),
     )
     if not record.key or not record.run_name:
         raise RecordError("a run needs a key and a run_name")
-    if record.run_id is not None and not _RUN_ID.fullmatch(record.run_id):
+    if record.run_id is not None and not is_run_id(record.run_id):
         raise RecordError(f"run_id {record.run_id[:80]!r} is not 32 hexadecimal digits")
     if record.host_id is not None and record.host_id.count("/") < 2:
         raise RecordError(f"host_id {record.host_id[:80]!r} is not <host>/<boot id>/<pid namespace>")
@@ -164,7 +174,30 @@ def _resumption(f: Fields) -> Resumption:
         at=f.moment("at"),
         step=f.opt_count("step") or 0,
         previous_status=f.code("previous_status", Status) or Status.FAILURE,
+        ended=f.code("ended", FailureReason),
+        ended_signal=f.opt_text("ended_signal"),
+        ended_step=f.opt_count("ended_step"),
+        ended_at=f.opt_moment("ended_at"),
+        checkpoint=f.opt_text("checkpoint"),
+        host=f.opt_text("host"),
+        pid=f.opt_count("pid"),
     )
+
+
+def _seconds(value: float | None) -> float:
+    return value if value is not None and math.isfinite(value) and value > 0 else 0.0
+
+
+def _parameter_changes(f: Fields) -> list[tuple[str, Any, int]]:
+    rows = f.data.get("parameter_changes") or []
+    if not isinstance(rows, list) or len(rows) > 1000:
+        raise f.bad("parameter_changes", "a list of at most 1000 [name, value, step]")
+    for row in rows:
+        if not (isinstance(row, list) and len(row) == 3 and isinstance(row[0], str) and len(row[0]) <= 200):
+            raise f.bad("parameter_changes", "a list of [name, value, step]")
+        if type(row[2]) is not int or not 0 <= row[2] <= MAX_INT:
+            raise f.bad("parameter_changes", "a list of [name, value, step]")
+    return [(name, value, step) for name, value, step in rows]
 
 
 def _signal_note(f: Fields) -> SignalNote:

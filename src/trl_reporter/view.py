@@ -65,10 +65,13 @@ def _trackio(run: RunRecord) -> dict[str, Any] | None:
     info = run.trackio
     if info is None:
         return None
+    # A resumed run went through a Trackio run per part: the link shows them all.
+    runs = [*[r for r in run.trackio_earlier if r != info.run], info.run]
     return {
-        "url": safe_url(urls.trackio_url(info.base_url, info.project, [info.run])),
+        "url": safe_url(urls.trackio_url(info.base_url, info.project, runs)),
         "local": info.local,
         "project": info.project,
+        "runs": runs,
     }
 
 
@@ -86,6 +89,9 @@ def _parameters(run: RunRecord, previous: list[list[Any]] | None) -> list[dict[s
     for code, value in run.parameters:
         row = parameter(code, value)
         key = _row_key(code, value)
+        row["later"] = [
+            {**parameter(code, later), "step": step} for c, later, step in run.parameter_changes if c == code
+        ]
         row["changed"] = before is not None and (key not in before or before[key] != json_safe(value))
         row["was"] = parameter(code, before[key]) if row["changed"] and before and key in before else None
         rows.append(row)
@@ -120,7 +126,7 @@ def run_view(run: RunRecord, part: dict[str, Any]) -> dict[str, Any]:
         "status": run.status.value,
         "started": run.started_at,
         "ended": run.ended_at,
-        "elapsed": last_moment - run.started_at,
+        "elapsed": max(0.0, last_moment - run.started_at - run.paused),  # training time, not the gaps
         "steps_done": run.steps_done,
         "steps_planned": run.steps_planned,
         "parameters": _parameters(run, part["previous"]),
@@ -150,7 +156,14 @@ def run_view(run: RunRecord, part: dict[str, Any]) -> dict[str, Any]:
             "traceback": failure.traceback or None,
         },
         "signals": [{"signal": s.signal, "step": s.step, "at": s.at} for s in run.signals],
-        "resumed": [{"step": r.step, "at": r.at, "previous_status": r.previous_status.value} for r in run.resumed],
+        "resumed": [
+            {
+                **{k: v for k, v in vars(r).items() if k not in ("previous_status", "ended")},
+                "previous_status": r.previous_status.value,
+                "ended": r.ended.value if r.ended else None,
+            }
+            for r in run.resumed
+        ],
         "trackio": _trackio(run),
         "trackio_off": run.trackio_off.value if run.trackio_off else None,
         "trackio_variable": run.trackio_variable,

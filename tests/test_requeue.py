@@ -1,0 +1,109 @@
+"""Preemption, requeue and retries: one training in several processes is one run.
+
+Each part is a real process (tests/scripts/requeue.py); a part is interrupted by a real SIGTERM
+after a checkpoint, and the next part resumes from the latest checkpoint with no run name and
+Trackio on, as a relaunched Job or a requeued SLURM job does.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import SCRIPTS, build_model_once, only_report, reached, run_states, run_titles
+
+
+@pytest.fixture
+def built_model(tiny_model: Path) -> Path:
+    return build_model_once(tiny_model)
+
+
+def part(project: Path, model: Path, *, stop_after: int | None = None, **env: str) -> subprocess.CompletedProcess:
+    """Run one part; with ``stop_after``, SIGTERM it once it saved that step's checkpoint."""
+    if stop_after is not None:
+        env["SLOW"] = str(stop_after)
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPTS / "requeue.py"), str(model)],
+        cwd=project,
+        env=dict(os.environ, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    if stop_after is not None:
+        assert reached(proc, f"SAVED {stop_after}"), proc.stderr.read()[-3000:] if proc.stderr else ""
+        proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=240)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_a_training_interrupted_and_resumed_is_one_run_that_succeeds(project: Path, built_model: Path) -> None:
+    first = part(project, built_model, stop_after=4)
+    assert first.returncode != 0
+    [state] = run_states(project)
+    assert state["status"] == "Failure"
+
+    second = part(project, built_model, RESUME="1")
+    assert second.returncode == 0, second.stderr[-3000:]
+    report = only_report(project)
+    [(name, _, status)] = run_titles(report)
+    assert status == "Success" and name == state["run_name"]  # the first part's name, kept
+    assert re.search(r"Interrupted: terminated by SIGTERM at step \d+ \(", report), report
+    assert re.search(r"Resumed at step \d+ from `checkpoint-\d+` on host `[^`]+`, process `\d+`", report)
+    [final] = run_states(project)
+    assert final["run_id"] == state["run_id"] and final["steps_done"] == 12
+    assert len(final["resumed"]) == 1 and final["resumed"][0]["ended"] == "signal"
+    # Trackio: the first part's run is kept with the second's, and the link shows each. (Trackio
+    # may give the second part the same name, and so the same run: transformers seeds `random`.)
+    assert final["trackio"] and final["trackio_earlier"] == [state["trackio"]["run"]]
+    trackio = report[report.index("#### Trackio Logs") :]
+    assert state["trackio"]["run"] in trackio and final["trackio"]["run"] in trackio
+    # Training time, not the gap between the parts.
+    assert final["paused"] > 0
+
+
+def test_three_interruptions_in_a_row_stay_one_run(project: Path, built_model: Path) -> None:
+    part(project, built_model, stop_after=2)
+    part(project, built_model, stop_after=4, RESUME="1")
+    part(project, built_model, stop_after=6, RESUME="1")
+    last = part(project, built_model, RESUME="1")
+    assert last.returncode == 0, last.stderr[-3000:]
+    report = only_report(project)
+    assert [s for _, _, s in run_titles(report)] == ["Success"]
+    assert report.count("Interrupted: terminated by SIGTERM") == 3
+    [state] = run_states(project)
+    assert [r["step"] for r in state["resumed"]] == sorted(r["step"] for r in state["resumed"])
+    assert state["steps_done"] == 12 and len(state["resumed"]) == 3
+    # Each part's Trackio run is listed once (transformers seeds Python's random, so parts whose
+    # Trackio run was never written may get the same generated name again).
+    runs = {*state["trackio_earlier"], state["trackio"]["run"]}
+    trackio = report[report.index("#### Trackio Logs") :]
+    assert all(run in trackio for run in runs)
+    assert ("(every part of this resumed run: Trackio runs" in trackio) == (len(runs) > 1)
+
+
+def test_a_part_resumed_with_another_learning_rate_keeps_the_first_and_marks_the_change(
+    project: Path, built_model: Path
+) -> None:
+    part(project, built_model, stop_after=4, LR="1e-3")
+    resumed = part(project, built_model, RESUME="1", LR="5e-4")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    report = only_report(project)
+    match = re.search(r"\| Learning Rate \| 0\.001; \*\*0\.0005\*\* from step (\d+) \(resumed with it\) \|", report)
+    assert match, report
+    [state] = run_states(project)
+    assert dict(state["parameters"])["learning_rate"] == 0.001
+    assert state["parameter_changes"] == [["learning_rate", 0.0005, int(match.group(1))]]
+
+
+def test_a_fresh_training_that_reuses_the_name_gets_its_own_section(project: Path, built_model: Path) -> None:
+    assert part(project, built_model, RUN_NAME="same", STEPS="4").returncode == 0
+    assert part(project, built_model, RUN_NAME="same", STEPS="4").returncode == 0  # not resumed: fresh
+    titles = run_titles(only_report(project))
+    assert [(n, s) for n, _, s in titles] == [("same", "Success"), ("same", "Success")]
+    assert "Interrupted" not in only_report(project)
