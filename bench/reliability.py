@@ -37,7 +37,7 @@ os.environ.update(
     HF_HOME=str(HOME / "hf"),
     TRACKIO_DIR=str(HOME / "trackio"),
     TOKENIZERS_PARALLELISM="false",
-    PYTHONPATH=str(TESTS),
+    PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(TESTS)]),  # this checkout, installed or not
 )
 for _var in ("JOB_ID", "TRL_REPORTER_EXPERIMENT", "TRL_REPORTER_DIR", "TRL_REPORTER_JOB_OWNER"):
     os.environ.pop(_var, None)
@@ -178,6 +178,44 @@ def sigterm_at_random_step(trials: int) -> Result:
         else "no trial recorded a failure"
     )
     return Result("SIGTERM at a random step", trials, passes, figure)
+
+
+def requeue(trainings: int, interruptions: int) -> Result:
+    """Preemptible training: each training is SIGTERMed ``interruptions`` times at random steps
+    after a checkpoint, and resumed each time by a new process (resume_from_checkpoint=True, no
+    run name, Trackio on), as a requeued SLURM job or a relaunched HF Job does."""
+    rng = random.Random(12)
+    passes, stops = 0, []
+    for training in range(trainings):
+        root = project(f"requeue-{training}")
+        for part in range(interruptions + 1):
+            env = dict(os.environ, STEPS="16", **({"RESUME": "1"} if part else {}))
+            saved = [int(p.name.split("-")[1]) for p in (root / "out" / "requeue").glob("checkpoint-*")]
+            target = min(14, max(saved, default=0) + 2 * rng.randint(1, 2)) if part < interruptions else None
+            if target is not None:
+                env["SLOW"] = str(target)
+            proc = script("requeue.py", str(model()), cwd=root, env=env)
+            assert proc.stdout is not None
+            for line in proc.stdout if target is not None else ():
+                if line.startswith("SAVED ") and int(line.split()[1]) >= target:
+                    time.sleep(rng.uniform(0.0, 0.5))  # lands on the step of the checkpoint, or one later
+                    proc.send_signal(signal.SIGTERM)
+                    stops.append(target)
+                    break
+            proc.communicate(timeout=240)
+        found = states(root)
+        passes += (
+            len(found) == 1
+            and found[0]["status"] == "Success"
+            and found[0]["steps_done"] == 16
+            and len(found[0]["resumed"]) == interruptions
+            and all(r["ended"] == "signal" for r in found[0]["resumed"])
+        )
+    figure = (
+        f"runs shown as one section, ending Success: {passes}/{trainings}, each interrupted {interruptions} "
+        f"times by SIGTERM (after checkpoints at steps {min(stops)} to {max(stops)}) and resumed"
+    )
+    return Result("requeue", trainings, passes, figure)
 
 
 def previous_handlers(trials: int) -> Result:
@@ -472,6 +510,7 @@ def main() -> int:
         "sigkill-writes": lambda: sigkill_while_writing(100 if q else 1000),
         "sigterm": lambda: sigterm_at_random_step(3 if q else 20),
         "handlers": lambda: previous_handlers(1 if q else 5),
+        "requeue": lambda: requeue(*((1, 2) if q else (5, 3))),
         "injection": fault_injection,
         "endings": endings,
         "notebook": notebook,

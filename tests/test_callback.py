@@ -377,7 +377,7 @@ def test_resuming_from_a_checkpoint_continues_the_same_run_section(project: Path
 
     report = only_report(project)
     assert [(n, s) for n, _, s in run_titles(report)] == [("resumable", "Success")]
-    assert "Resumed from a checkpoint at step 3" in report
+    assert "Ended `Completed` at step 3 (" in report and " at step 3 from `checkpoint-3`, on host " in report
     [state] = run_states(project)
     assert state["steps_done"] == 6 and len(state["resumed"]) == 1
     from trl_reporter.liveness import process_started

@@ -247,7 +247,7 @@ def test_state_written_by_trl_reporter_0_1_reads_and_renders_as_it_did(tmp_path:
         'Trackio logging is off for this run. Turn it on with ReportCallback(trackio=True) or report\\_to="trackio".'
         in text
     )
-    assert "Resumed from a checkpoint at step 2 on 2025-11-27 13:26:45 (it was `Completed`)." in text
+    assert "Ended `Completed`. Resumed on 2025-11-27 13:26:45 at step 2." in text
 
 
 def test_an_error_inside_a_run_is_named_not_hidden_as_a_missing_attribute(

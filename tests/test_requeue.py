@@ -54,7 +54,9 @@ def test_a_training_interrupted_and_resumed_is_one_run_that_succeeds(project: Pa
     [(name, _, status)] = run_titles(report)
     assert status == "Success" and name == state["run_name"]  # the first part's name, kept
     assert re.search(r"Interrupted: terminated by SIGTERM at step \d+ \(", report), report
-    assert re.search(r"Resumed at step \d+ from `checkpoint-\d+` on host `[^`]+`, process `\d+`", report)
+    assert re.search(
+        r"Resumed on [0-9: -]+ at step \d+ from `checkpoint-\d+`, on host `[^`]+` \(process `\d+`\)\.", report
+    )
     [final] = run_states(project)
     assert final["run_id"] == state["run_id"] and final["steps_done"] == 12
     assert len(final["resumed"]) == 1 and final["resumed"][0]["ended"] == "signal"
@@ -107,3 +109,13 @@ def test_a_fresh_training_that_reuses_the_name_gets_its_own_section(project: Pat
     titles = run_titles(only_report(project))
     assert [(n, s) for n, _, s in titles] == [("same", "Success"), ("same", "Success")]
     assert "Interrupted" not in only_report(project)
+
+
+def test_a_run_resumed_past_its_plan_reads_sensibly(project: Path, built_model: Path) -> None:
+    assert part(project, built_model, RUN_NAME="short", STEPS="4").returncode == 0
+    resumed = part(project, built_model, RUN_NAME="short", STEPS="2", RESUME="1")  # from checkpoint-4
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    report = only_report(project)
+    # transformers trains one more step when resumed at or past max_steps.
+    assert re.search(r"trained [45] steps \(2 planned: resumed past its plan\)", report), report
+    assert not re.search(r"\d+ of 2\b", report)
