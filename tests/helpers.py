@@ -44,8 +44,9 @@ def sft_config(output_dir: str = "out/tiny", **overrides: Any):
     return SFTConfig(**values)
 
 
-def train(model: str | Path, callbacks: list, *, dataset=None, eval_dataset=None, **config: Any):
-    """Train the tiny model with a real SFTTrainer; returns the trainer."""
+def train(model: str | Path, callbacks: list, *, dataset=None, eval_dataset=None, resume=None, **config: Any):
+    """Train the tiny model with a real SFTTrainer (``resume``: ``resume_from_checkpoint``);
+    returns the trainer."""
     from datasets import Dataset
     from trl import SFTTrainer
 
@@ -58,7 +59,7 @@ def train(model: str | Path, callbacks: list, *, dataset=None, eval_dataset=None
         eval_dataset=eval_dataset,
         callbacks=callbacks,
     )
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume)
     return trainer
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from fakehub import FakeHub
-from helpers import SCRIPTS, build_model_once, only_report, run_states, run_titles
+from helpers import SCRIPTS, build_model_once, only_report, reached, run_states, run_titles
 
 
 def torchrun(mode: str, project: Path, model: Path, **extra_env: str) -> subprocess.CompletedProcess:
@@ -64,3 +65,30 @@ def test_a_failing_rank_gives_failure(project: Path, built_model: Path) -> None:
     assert state["status"] == "Failure", state
     [(_, _, status)] = run_titles(only_report(project))
     assert status == "Failure"
+
+
+def test_a_distributed_training_stopped_and_resumed_is_one_run(project: Path, built_model: Path) -> None:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    args = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--standalone",
+        str(SCRIPTS / "ddp.py"),
+    ]
+    first = subprocess.Popen([*args, "save", str(built_model)], cwd=project, env=env, stdout=subprocess.PIPE, text=True)
+    assert reached(first, "SAVED 4")
+    first.send_signal(signal.SIGTERM)  # a preemption: torchrun passes it to every rank
+    first.communicate(timeout=120)
+    [state] = run_states(project)
+    assert state["status"] == "Failure"
+
+    second = subprocess.run(
+        [*args, "resume", str(built_model)], cwd=project, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    [final] = run_states(project)  # rank 0 alone wrote, and the same run went on
+    assert (final["run_name"], final["status"], final["run_id"]) == ("ddp-requeue", "Success", state["run_id"])
+    assert len(final["resumed"]) == 1 and final["resumed"][0]["ended"] == "signal"
+    assert [t[2] for t in run_titles(only_report(project))] == ["Success"]

@@ -7,6 +7,7 @@ Trackio on, as a relaunched Job or a requeued SLURM job does.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -23,8 +24,10 @@ def built_model(tiny_model: Path) -> Path:
     return build_model_once(tiny_model)
 
 
-def part(project: Path, model: Path, *, stop_after: int | None = None, **env: str) -> subprocess.CompletedProcess:
-    """Run one part; with ``stop_after``, SIGTERM it once it saved that step's checkpoint."""
+def part(
+    project: Path, model: Path, *, stop_after: int | None = None, sig: int = signal.SIGTERM, **env: str
+) -> subprocess.CompletedProcess:
+    """Run one part; with ``stop_after``, send it ``sig`` once it saved that step's checkpoint."""
     if stop_after is not None:
         env["SLOW"] = str(stop_after)
     proc = subprocess.Popen(
@@ -37,18 +40,18 @@ def part(project: Path, model: Path, *, stop_after: int | None = None, **env: st
     )
     if stop_after is not None:
         assert reached(proc, f"SAVED {stop_after}"), proc.stderr.read()[-3000:] if proc.stderr else ""
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
     out, err = proc.communicate(timeout=240)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def test_a_training_interrupted_and_resumed_is_one_run_that_succeeds(project: Path, built_model: Path) -> None:
-    first = part(project, built_model, stop_after=4)
+    first = part(project, built_model, stop_after=4, EVAL="1")
     assert first.returncode != 0
     [state] = run_states(project)
     assert state["status"] == "Failure"
 
-    second = part(project, built_model, RESUME="1")
+    second = part(project, built_model, RESUME="1", EVAL="1")
     assert second.returncode == 0, second.stderr[-3000:]
     report = only_report(project)
     [(name, _, status)] = run_titles(report)
@@ -67,6 +70,14 @@ def test_a_training_interrupted_and_resumed_is_one_run_that_succeeds(project: Pa
     assert state["trackio"]["run"] in trackio and final["trackio"]["run"] in trackio
     # Training time, not the gap between the parts.
     assert final["paused"] > 0
+    # Nothing of the first part is lost: its evaluations go on in the same curve.
+    history = json.loads(
+        (project / "training_reports" / ".trl-reporter" / "requeue" / "history" / f"{final['key']}.json").read_text()
+    )
+    evaluated = [step for step, _ in history["series"]["eval_loss"]]
+    resumed_at = final["resumed"][0]["step"]
+    assert evaluated == list(range(2, 13, 2)) and min(evaluated) < resumed_at < max(evaluated)
+    assert [step for step, _ in history["series"]["loss"]] == list(range(1, 13))
 
 
 def test_three_interruptions_in_a_row_stay_one_run(project: Path, built_model: Path) -> None:
@@ -119,3 +130,12 @@ def test_a_run_resumed_past_its_plan_reads_sensibly(project: Path, built_model: 
     # transformers trains one more step when resumed at or past max_steps.
     assert re.search(r"trained [45] steps \(2 planned: resumed past its plan\)", report), report
     assert not re.search(r"\d+ of 2\b", report)
+
+
+def test_a_part_killed_outright_is_told_as_vanished(project: Path, built_model: Path) -> None:
+    part(project, built_model, stop_after=4, sig=signal.SIGKILL)  # OOM killer, a node lost
+    resumed = part(project, built_model, RESUME="1")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    report = only_report(project)
+    assert [s for _, _, s in run_titles(report)] == ["Success"]
+    assert re.search(r"Interrupted: the process vanished \(killed, out of memory, or the machine restarted\)", report)

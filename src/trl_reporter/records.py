@@ -234,7 +234,8 @@ class RunRecord:
                 at=at,
                 step=step,
                 previous_status=self.status,
-                ended=failure.reason if failure else None,
+                # Still In Progress: the process that trained it is gone (its checkpoint resumes).
+                ended=failure.reason if failure else (None if self.status.is_final else FailureReason.VANISHED),
                 ended_signal=failure.signal if failure else None,
                 ended_step=self.steps_done,
                 ended_at=last_seen,

@@ -4,7 +4,8 @@ argv: MODEL_DIR. Trains in ``out/requeue`` with a checkpoint every 2 steps, prin
 (flushed) at each, and from step $SLOW on (if set) slows down so that the parent's SIGTERM
 arrives mid-training. Environment: RESUME=1 resumes from the latest checkpoint
 (``resume_from_checkpoint=True``); RUN_NAME sets a run name (none by default: transformers'
-own); LR the learning rate (1e-3); STEPS the planned steps (12). Trackio is on, as by default.
+own); LR the learning rate (1e-3); STEPS the planned steps (12); EVAL=1 evaluates every 2 steps.
+Trackio is on, as by default.
 """
 
 from __future__ import annotations
@@ -44,10 +45,13 @@ def main() -> None:
     )
     if os.environ.get("RUN_NAME"):
         config["run_name"] = os.environ["RUN_NAME"]
+    if os.environ.get("EVAL"):
+        config.update(eval_strategy="steps", eval_steps=2)
     trainer = SFTTrainer(
         model=str(model),
         args=sft_config(**config),
         train_dataset=Dataset.from_dict({"text": texts(32)}),
+        eval_dataset=Dataset.from_dict({"text": texts(8)}) if os.environ.get("EVAL") else None,
         callbacks=[ReportCallback("requeue"), Saved()],
     )
     trainer.train(resume_from_checkpoint=True if os.environ.get("RESUME") else None)
