@@ -139,3 +139,74 @@ def test_a_part_killed_outright_is_told_as_vanished(project: Path, built_model: 
     report = only_report(project)
     assert [s for _, _, s in run_titles(report)] == ["Success"]
     assert re.search(r"Interrupted: the process vanished \(killed, out of memory, or the machine restarted\)", report)
+
+
+def _stop_at(step: int):
+    from transformers import TrainerCallback
+
+    class Stop(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == step:
+                control.should_training_stop = True
+
+    return Stop()
+
+
+def test_a_checkpoint_saved_without_the_reporter_resumes_with_it(project: Path, tiny_model: Path) -> None:
+    from helpers import train
+
+    from trl_reporter import ReportCallback
+
+    common = dict(run_name="late", output_dir="out/late", save_strategy="steps", save_steps=2, max_steps=6)
+    train(tiny_model, [_stop_at(2)], **common)  # the reporter was added only later
+    trainer = train(tiny_model, [ReportCallback("exp", trackio=False)], resume=True, **common)
+    assert trainer.state.global_step == 6  # the next checkpoints are saved as ever
+    [(name, _, status)] = run_titles(only_report(project))
+    assert (name, status) == ("late", "Success")
+
+
+def test_restoring_callback_states_takes_no_setting_from_the_checkpoint(project: Path, tiny_model: Path) -> None:
+    from helpers import train
+
+    from trl_reporter import ReportCallback
+
+    common = dict(output_dir="out/restore", save_strategy="steps", save_steps=2, max_steps=6)
+    train(tiny_model, [ReportCallback("exp", trackio=False), _stop_at(4)], run_name="first", **common)
+    saved = json.loads((project / "out" / "restore" / "checkpoint-4" / "trainer_state.json").read_text())
+    entry = saved["stateful_callbacks"]["trl_reporter"]
+    assert set(entry) == {"key", "run_id"}  # which run, and nothing else
+    train(
+        tiny_model,
+        [ReportCallback("exp", trackio=False)],
+        resume=True,
+        run_name="second-name",
+        restore_callback_states_from_checkpoint=True,
+        **common,
+    )
+    report = only_report(project)
+    assert [(n, s) for n, _, s in run_titles(report)] == [("first", "Success")]
+    [state] = run_states(project)
+    assert state["run_id"] == entry["run_id"] and len(state["resumed"]) == 1
+
+
+def test_a_second_training_resumed_while_the_first_still_trains_is_a_run_of_its_own(
+    project: Path, built_model: Path
+) -> None:
+    first = subprocess.Popen(
+        [sys.executable, str(SCRIPTS / "requeue.py"), str(built_model)],
+        cwd=project,
+        env=dict(os.environ, SLOW="2", STEPS="30"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert reached(first, "SAVED 2")
+        branch = part(project, built_model, RESUME="1", STEPS="4", LR="5e-4")  # a branch off checkpoint-2
+        assert branch.returncode == 0, branch.stderr[-3000:]
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=120)
+    states = run_states(project)
+    assert len(states) == 2 and len({s["run_id"] for s in states}) == 2
+    assert sorted(s["status"] for s in states) == ["Failure", "Success"]

@@ -8,19 +8,15 @@ the reporter's own failures out of the training loop and lets only world rank 0 
 from __future__ import annotations
 
 import os
-import weakref
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from transformers import TrainerCallback
-from transformers.trainer_callback import ExportableState
 
 from ._guard import Guard, event
-from .capture import Settings
+from .capture import Settings, remember_run
 from .destinations import chosen_destination
 from .lifecycle import RunSession
-from .store import RenderFn
 from .template import chosen_template, renderer
 from .trackio_local import local_trackio_callback
 
@@ -28,15 +24,7 @@ if TYPE_CHECKING:
     from transformers import TrainerControl, TrainerState, TrainingArguments
 
 
-def _nothing() -> None:
-    return None
-
-
-# The ReportCallback last made with the user's own settings (see ReportCallback.__init__).
-_last_given: Callable[[], ReportCallback | None] = _nothing
-
-
-class ReportCallback(TrainerCallback, ExportableState):
+class ReportCallback(TrainerCallback):
     """Keeps ``training_reports/<experiment>.md`` up to date while a Trainer trains.
 
     Works with no arguments, as an instance or as the class itself. Every argument is optional:
@@ -65,9 +53,6 @@ class ReportCallback(TrainerCallback, ExportableState):
         DestinationError: at construction, for a ``publish`` destination that cannot be one.
     """
 
-    settings: Settings
-    _render: RenderFn
-
     def __init__(
         self,
         experiment: str | None = None,
@@ -79,34 +64,6 @@ class ReportCallback(TrainerCallback, ExportableState):
         template: str | os.PathLike[str] | None = None,
         trackio: bool = True,
         publish: str | os.PathLike[str] | None = None,
-        _restored: bool = False,
-    ) -> None:
-        # transformers' restore_callback_states_from_checkpoint rebuilds a callback from its
-        # checkpoint (see state()) in place of the one given: this one then takes the given
-        # one's settings, never a (stranger's) checkpoint's.
-        global _last_given
-        given = _last_given() if _restored else None
-        if given is not None:
-            self.settings, self._render = given.settings, given._render
-        else:
-            self._configure(experiment, report_dir, base_model, dataset, job_owner, template, trackio, publish)
-            _last_given = weakref.ref(self)
-        self._guard = Guard()
-        self.session: RunSession | None = None
-        self._trackio_callback: Any = None
-        self._trackio_blocked_by: str | None = None
-        self.resumes: dict[str, Any] | None = None  # what transformers restores of state()
-
-    def _configure(
-        self,
-        experiment: str | None,
-        report_dir: str | os.PathLike[str] | None,
-        base_model: str | None,
-        dataset: str | None,
-        job_owner: str | None,
-        template: str | os.PathLike[str] | None,
-        trackio: bool,
-        publish: str | os.PathLike[str] | None,
     ) -> None:
         self.settings = Settings(
             experiment=experiment,
@@ -120,15 +77,10 @@ class ReportCallback(TrainerCallback, ExportableState):
         )
         # A bad template path is the user's mistake, made before training: say so now.
         self._render = renderer(self.settings.template)
-
-    def state(self) -> dict[str, Any]:
-        """What a checkpoint keeps of this callback (transformers' ``ExportableState``, saved in
-        ``trainer_state.json``): which run it reports, so that a training resumed from the
-        checkpoint continues that run, whatever it is called. No setting is kept: a checkpoint
-        may come from anywhere, and a resumed training uses the callback it is given."""
-        record = self.session.record if self.session is not None else None
-        resumes = {"key": record.key, "run_id": record.run_id} if record is not None else self.resumes
-        return {"args": {"_restored": True}, "attributes": {"resumes": resumes}}
+        self._guard = Guard()
+        self.session: RunSession | None = None
+        self._trackio_callback: Any = None
+        self._trackio_blocked_by: str | None = None
 
     @property
     def report_path(self) -> Path | None:
@@ -168,6 +120,7 @@ class ReportCallback(TrainerCallback, ExportableState):
             getattr(loader, "dataset", None),
             trackio_blocked_by=self._trackio_blocked_by,
         )
+        remember_run(state, self.session.record)  # in every checkpoint: a resume continues this run
 
     @event
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:

@@ -194,16 +194,26 @@ def _checkpoint(args: Any, state: Any) -> str | None:
     return name if (Path(str(output_dir)) / name).is_dir() else None
 
 
+# The entry of TrainerState.stateful_callbacks that names the run a checkpoint belongs to.
+# transformers saves that dict in every checkpoint's trainer_state.json and loads it back on
+# resume. Not a callback's class name: transformers never rebuilds a callback from it.
+CHECKPOINT_ENTRY = "trl_reporter"
+
+
+def remember_run(state: Any, record: RunRecord) -> None:
+    """Name ``record`` in the state every later checkpoint saves (its key and run id only)."""
+    saved = getattr(state, "stateful_callbacks", None)
+    if isinstance(saved, dict):
+        saved[CHECKPOINT_ENTRY] = {"key": record.key, "run_id": record.run_id}
+
+
 def resumed_run(state: Any) -> tuple[str, str] | None:
-    """``(key, run_id)`` of the run a checkpoint was saved for, from the state transformers
-    restored with it (``stateful_callbacks``, see :meth:`ReportCallback.state`). A stranger's
-    file: anything but a safe key and a 32-hex run id is ignored."""
-    saved = (getattr(state, "stateful_callbacks", None) or {}).get("ReportCallback")
-    for entry in saved if isinstance(saved, list) else [saved]:
-        attributes = entry.get("attributes") if isinstance(entry, dict) else None
-        run = attributes.get("resumes") if isinstance(attributes, dict) else None
-        if isinstance(run, dict):
-            key, run_id = run.get("key"), run.get("run_id")
-            if isinstance(key, str) and is_safe_key(key) and isinstance(run_id, str) and is_run_id(run_id):
-                return key, run_id
+    """``(key, run_id)`` of the run the checkpoint being resumed was saved for (see
+    :func:`remember_run`). A stranger's file: anything but a safe key and a 32-hex run id is
+    ignored, and only a run already in this experiment is ever continued."""
+    saved = (getattr(state, "stateful_callbacks", None) or {}).get(CHECKPOINT_ENTRY)
+    if isinstance(saved, dict):
+        key, run_id = saved.get("key"), saved.get("run_id")
+        if isinstance(key, str) and is_safe_key(key) and isinstance(run_id, str) and is_run_id(run_id):
+            return key, run_id
     return None

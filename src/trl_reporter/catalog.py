@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from . import detect, liveness
 from ._fs import read_json
 from .errors import StoreError
 from .naming import is_safe_key, slug
@@ -132,7 +133,9 @@ def claim_run(
     """
     if resuming:
         found = _run_with_id(store, *same) if same is not None else None
-        if found is not None:
+        # Another process of this machine still trains it (two trainings resumed from one
+        # checkpoint, say): this one is a run of its own.
+        if found is not None and not _alive_here(found):
             return found.key, found.run_name, found
         named = runs_named(store, run_name)
         if named:
@@ -160,3 +163,10 @@ def _run_with_id(store: ExperimentStore, key: str, run_id: str) -> RunRecord | N
         if record.run_id == run_id:
             return record
     return None
+
+
+def _alive_here(run: RunRecord) -> bool:
+    """A run In Progress whose process runs on this machine now. (Runs of other machines are
+    not known to be alive: a requeue on another node continues them.)"""
+    host = detect.host()
+    return not run.status.is_final and run.host == host and not liveness.vanished(run, host, detect.host_id())

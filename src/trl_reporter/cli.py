@@ -177,7 +177,7 @@ def _run_summary(run: RunRecord, now: float) -> dict[str, Any]:
         "stale": stale(run, now),
         "started": utc(run.started_at),
         "ended": utc(run.ended_at) if run.ended_at is not None else None,
-        "duration_seconds": round(end - run.started_at, 3),
+        "duration_seconds": round(max(0.0, end - run.started_at - run.paused), 3),  # training time
         "steps_done": run.steps_done,
         "steps_planned": run.steps_planned,
         "final_loss": run.final_loss,

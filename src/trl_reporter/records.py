@@ -22,6 +22,8 @@ from .values import json_safe as json_safe
 from .values import to_real as to_real
 
 SCHEMA_VERSION = 2
+MAX_PARTS = 64  # Trackio runs of earlier parts kept
+MAX_CHANGES = 1000  # parameter changes kept
 
 
 class Status(str, enum.Enum):
@@ -136,6 +138,7 @@ class Resumption:
     checkpoint: str | None = None
     host: str | None = None
     pid: int | None = None
+    logs_url: str | None = None  # the Job logs of the part before
 
 
 @dataclass
@@ -257,6 +260,8 @@ class RunRecord:
         for code, value in current.parameters:
             if code in before and latest.get(code, before[code]) != value:
                 self.parameter_changes.append((code, value, step))
+        if self.resumed:  # the logs of the part that ended stay linked from its note
+            self.resumed[-1].logs_url = self.job_url
         for name in (
             "host",
             "host_id",
@@ -273,9 +278,11 @@ class RunRecord:
             setattr(self, name, getattr(current, name))
         if self.resumed:
             self.resumed[-1].host, self.resumed[-1].pid = current.host, current.pid
-        # The new part logs to a Trackio run of its own, found once it starts.
-        if self.trackio is not None and self.trackio.run not in self.trackio_earlier:
-            self.trackio_earlier.append(self.trackio.run)
+        # The new part logs to a Trackio run of its own, found once it starts. Both lists stay
+        # within what a saved run may hold, however often it is resumed: the newest are kept.
+        if self.trackio is not None and self.trackio.run not in self.trackio_earlier and len(self.trackio.run) <= 200:
+            self.trackio_earlier = [*self.trackio_earlier, self.trackio.run][-MAX_PARTS:]
+        self.parameter_changes = self.parameter_changes[-MAX_CHANGES:]
         self.trackio = current.trackio
 
     def survive_signal(self, signal_name: str, *, at: float, step: int) -> None:

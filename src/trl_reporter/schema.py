@@ -19,7 +19,9 @@ from .fields import Fields, read_real
 from .migrate import from_schema_1
 from .origins import Code, Provenance
 from .records import (
+    MAX_CHANGES,
     MAX_INT,
+    MAX_PARTS,
     SCHEMA_VERSION,
     Evaluation,
     Failure,
@@ -91,7 +93,7 @@ def load_run(data: object, skipped: list[str] | None = None) -> RunRecord:
         published_to=f.names("published_to", limit=4),
         provenance=f.sub("provenance", _provenance),
         paused=_seconds(f.opt_real("paused")),
-        trackio_earlier=f.names("trackio_earlier", limit=64),
+        trackio_earlier=f.names("trackio_earlier", limit=MAX_PARTS),
         parameter_changes=_parameter_changes(f),
     )
     if not record.key or not record.run_name:
@@ -181,6 +183,7 @@ def _resumption(f: Fields) -> Resumption:
         checkpoint=f.opt_text("checkpoint"),
         host=f.opt_text("host"),
         pid=f.opt_count("pid"),
+        logs_url=f.opt_text("logs_url"),
     )
 
 
@@ -190,8 +193,8 @@ def _seconds(value: float | None) -> float:
 
 def _parameter_changes(f: Fields) -> list[tuple[str, Any, int]]:
     rows = f.data.get("parameter_changes") or []
-    if not isinstance(rows, list) or len(rows) > 1000:
-        raise f.bad("parameter_changes", "a list of at most 1000 [name, value, step]")
+    if not isinstance(rows, list) or len(rows) > MAX_CHANGES:
+        raise f.bad("parameter_changes", f"a list of at most {MAX_CHANGES} [name, value, step]")
     for row in rows:
         if not (isinstance(row, list) and len(row) == 3 and isinstance(row[0], str) and len(row[0]) <= 200):
             raise f.bad("parameter_changes", "a list of [name, value, step]")

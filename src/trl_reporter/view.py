@@ -161,6 +161,7 @@ def run_view(run: RunRecord, part: dict[str, Any]) -> dict[str, Any]:
                 **{k: v for k, v in vars(r).items() if k not in ("previous_status", "ended")},
                 "previous_status": r.previous_status.value,
                 "ended": r.ended.value if r.ended else None,
+                "logs_url": safe_url(r.logs_url),
             }
             for r in run.resumed
         ],
