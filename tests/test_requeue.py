@@ -78,6 +78,12 @@ def test_a_training_interrupted_and_resumed_is_one_run_that_succeeds(project: Pa
     resumed_at = final["resumed"][0]["step"]
     assert evaluated == list(range(2, 13, 2)) and min(evaluated) < resumed_at < max(evaluated)
     assert [step for step, _ in history["series"]["loss"]] == list(range(1, 13))
+    # The mean over the run is over every part (the Trainer's train_loss covers the last one).
+    losses = [value for _, value in history["series"]["loss"]]
+    assert final["mean_loss"] == pytest.approx(sum(losses) / len(losses))
+    # The experiment's own Trackio link shows every part too.
+    top = report[: report.index("## Base Model")]
+    assert all(run in top for run in {*final["trackio_earlier"], final["trackio"]["run"]})
 
 
 def test_three_interruptions_in_a_row_stay_one_run(project: Path, built_model: Path) -> None:
@@ -139,6 +145,14 @@ def test_a_part_killed_outright_is_told_as_vanished(project: Path, built_model: 
     report = only_report(project)
     assert [s for _, _, s in run_titles(report)] == ["Success"]
     assert re.search(r"Interrupted: the process vanished \(killed, out of memory, or the machine restarted\)", report)
+    [state] = run_states(project)
+    note = state["resumed"][0]
+    assert note["ended_step"] >= note["step"]  # it lived at least to the checkpoint it left
+    # The steps it logged but never saved come back from the checkpoint's own log.
+    history = json.loads(
+        (project / "training_reports" / ".trl-reporter" / "requeue" / "history" / f"{state['key']}.json").read_text()
+    )
+    assert [step for step, _ in history["series"]["loss"]] == list(range(1, 13))
 
 
 def _stop_at(step: int):

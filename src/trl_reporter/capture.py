@@ -56,6 +56,7 @@ class Captured:
     resuming: bool  # training resumes from a checkpoint (global_step > 0 at the start)
     patch: str | None = None  # the uncommitted changes of the code, redacted (see provenance)
     checkpoint: str | None = None  # resuming: the checkpoint folder's name, where it is known
+    checkpoint_saved_at: float | None = None  # ... and when it was saved
     same: tuple[str, str] | None = None  # resuming: (key, run_id) of the run the checkpoint names
 
 
@@ -134,12 +135,14 @@ def capture_run(
         record.trackio_off = TrackioOff.DISABLED
     elif trackio_blocked_by and tracked is None:
         record.trackio_off, record.trackio_variable = TrackioOff.REMOTE_ENVIRONMENT, trackio_blocked_by
+    checkpoint, saved_at = _checkpoint(args, state)
     return Captured(
         record=record,
         report_dir=report_dir,
         generated_name=chosen_name is None,
         resuming=int(getattr(state, "global_step", 0) or 0) > 0,
-        checkpoint=_checkpoint(args, state),
+        checkpoint=checkpoint,
+        checkpoint_saved_at=saved_at,
         same=resumed_run(state),
         patch=patch,
     )
@@ -184,14 +187,18 @@ def signal_failure(name: str) -> Failure:
     return Failure(reason=FailureReason.SIGNAL, signal=name)
 
 
-def _checkpoint(args: Any, state: Any) -> str | None:
-    """The folder a resumed training most likely loaded: ``checkpoint-<step>`` in ``output_dir``."""
+def _checkpoint(args: Any, state: Any) -> tuple[str | None, float | None]:
+    """The folder a resumed training most likely loaded (``checkpoint-<step>`` in ``output_dir``)
+    and when it was saved."""
     step = int(getattr(state, "global_step", 0) or 0)
     output_dir = getattr(args, "output_dir", None)
     if step <= 0 or not output_dir:
-        return None
+        return None, None
     name = f"checkpoint-{step}"
-    return name if (Path(str(output_dir)) / name).is_dir() else None
+    try:
+        return name, (Path(str(output_dir)) / name / "trainer_state.json").stat().st_mtime
+    except OSError:
+        return None, None
 
 
 # The entry of TrainerState.stateful_callbacks that names the run a checkpoint belongs to.

@@ -18,7 +18,7 @@ from .metrics import in_experiment_table
 from .records import RunRecord, is_finite_number, json_safe
 
 # Bump when the facts' shape changes: facts kept by an older trl-reporter are then recomputed.
-VERSION = 5
+VERSION = 6
 
 
 def _link(link: Any) -> dict[str, Any] | None:
@@ -57,6 +57,7 @@ def facts_of(run: RunRecord) -> dict[str, Any]:
             "curves": list(run.curves),
             "patch": bool(run.provenance and run.provenance.code.patch),
             "code": run.provenance.code.label() if run.provenance else None,
+            "trackio_earlier": list(run.trackio_earlier),
         }
     )
     return facts

@@ -85,6 +85,38 @@ class History:
             points[:] = downsample(points, MAX_POINTS)
         self.changed = True
 
+    @classmethod
+    def replay(cls, log_history: object, until: int, skip: tuple[str, ...]) -> History:
+        """The curves as the Trainer logged them up to step ``until`` (``state.log_history``, as a
+        checkpoint restores it): the training loss, and the evaluation metrics but ``skip``."""
+        history = cls()
+        for entry in log_history if isinstance(log_history, list) else []:
+            step = entry.get("step") if isinstance(entry, dict) else None
+            if type(step) is not int or not 0 <= step <= until:
+                continue
+            for name, value in entry.items():
+                if (name == "loss" or (name.startswith("eval_") and not name.endswith(skip))) and isinstance(
+                    value, (int, float)
+                ):
+                    history.add(name, step, float(value))
+        return history
+
+    @classmethod
+    def resumed(cls, log_history: object, until: int, skip: tuple[str, ...], saved: History | None) -> History:
+        """The curves of a run resumed at step ``until``: the checkpoint's own log (complete, where
+        a part that vanished saved only some), else the saved curves cut at that step."""
+        history = cls.replay(log_history, until, skip)
+        if "loss" not in history.series:
+            history = saved or cls()
+            history.truncate(until)
+        history.changed = True
+        return history
+
+    def mean(self, name: str = "loss") -> float | None:
+        """The mean of a series' finite values (of its kept points), if it has any."""
+        values = [v for _, v in self.series.get(name, []) if math.isfinite(v)]
+        return sum(values) / len(values) if values else None
+
     def truncate(self, step: int) -> None:
         """Forget points after ``step`` (a run resumed from an earlier checkpoint)."""
         for points in self.series.values():

@@ -115,22 +115,21 @@ class RunSession:
         )
         self.record.key, self.record.run_name = key, name
         if previous is not None:
-            self._continue(previous, captured.checkpoint)
+            self._continue(previous, c.checkpoint, c.checkpoint_saved_at)
         elif captured.patch is not None:
             self.store.save_patch(key, captured.patch)
         self._save()
 
-    def _continue(self, previous: RunRecord, checkpoint: str | None) -> None:
+    def _continue(self, previous: RunRecord, checkpoint: str | None, saved_at: float | None) -> None:
         """Resume a saved run: keep its identity and start, note the resumption."""
         current = self.record
         step = int(getattr(self.state, "global_step", 0) or 0)
-        previous.reopen(at=current.started_at, step=step, checkpoint=checkpoint)
+        previous.reopen(at=current.started_at, step=step, checkpoint=checkpoint, saved_at=saved_at)
         previous.take_process_of(current, step)  # the resumed run now lives in this process
         self.record = previous
-        # The curves go on from the checkpoint's step: what was logged after it is replayed.
-        self.history = self.store.load_history(previous.key) or History()
-        self.history.truncate(previous.resumed[-1].step)
-        self.history.changed = True
+        # The curves up to the checkpoint's step, as its own log has them; later ones are replayed.
+        log = getattr(self.state, "log_history", None)
+        self.history = History.resumed(log, step, _NOT_SCORES, self.store.load_history(previous.key))
 
     # -- saving ------------------------------------------------------------------------------
 
@@ -214,6 +213,8 @@ class RunSession:
         have reached its first logged step."""
         for key, field in (("loss", "final_loss"), ("train_loss", "mean_loss")):
             value = to_real(logs.get(key))
+            if key == "train_loss" and value is not None and self.record.resumed:
+                value = self.history.mean("loss") or value  # the Trainer's covers this part only
             if value is not None:
                 setattr(self.record, field, float(value))
                 if key == "loss":

@@ -227,11 +227,12 @@ class RunRecord:
         self.finish(Status.FAILURE, at=at, steps_done=steps_done)
         self.failure = failure
 
-    def reopen(self, *, at: float, step: int, checkpoint: str | None = None) -> None:
+    def reopen(self, *, at: float, step: int, checkpoint: str | None = None, saved_at: float | None = None) -> None:
         """Continue a run that resumes from a checkpoint: back to In Progress, with how its
         last part ended and where it resumed noted; the gap does not count as training."""
         failure = self.failure
-        last_seen = self.ended_at or self.heartbeat_at or at
+        # A part that vanished lived at least until it saved the checkpoint this resumes from.
+        last_seen = min(at, max(self.ended_at or self.heartbeat_at or self.started_at, saved_at or 0.0))
         self.resumed.append(
             Resumption(
                 at=at,
@@ -240,7 +241,7 @@ class RunRecord:
                 # Still In Progress: the process that trained it is gone (its checkpoint resumes).
                 ended=failure.reason if failure else (None if self.status.is_final else FailureReason.VANISHED),
                 ended_signal=failure.signal if failure else None,
-                ended_step=self.steps_done,
+                ended_step=max(self.steps_done, step),
                 ended_at=last_seen,
                 checkpoint=checkpoint,
             )

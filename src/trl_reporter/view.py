@@ -182,14 +182,14 @@ def run_view(run: RunRecord, part: dict[str, Any]) -> dict[str, Any]:
 
 def _dashboard(facts: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     """One link for every run of the latest run's Trackio project."""
-    tracked = [f["trackio"] for f in facts if f["trackio"] is not None]
+    tracked = [(f["trackio"], f.get("trackio_earlier") or []) for f in facts if f["trackio"] is not None]
     if not tracked:
         return None
-    base_url, project, _, local = tracked[-1]
+    base_url, project, _, local = tracked[-1][0]
     names: dict[str, None] = {}
-    for url, name, run, _ in tracked:
+    for (url, name, run, _), earlier in tracked:
         if url == base_url and name == project:
-            names[run] = None
+            names.update(dict.fromkeys([*earlier, run]))  # every part of a resumed run
     return {"url": safe_url(urls.trackio_url(base_url, project, list(names))), "local": local, "project": project}
 
 
