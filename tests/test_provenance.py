@@ -64,7 +64,7 @@ def test_a_token_in_a_changed_file_never_reaches_the_patch(repo: Path) -> None:
     (repo / "train.py").write_text(
         f"TOKEN = '{TOKEN}'\nHF_TOKEN={secret}\nHF_TOKEN = \"{secret}\"\nos.environ[\"WANDB_API_KEY\"] = '{secret}'\n"
         f'config = {{"password": "{secret}"}}\nlogin(token={secret})\nclone("https://ghp_{"a" * 36}@github.com/o/r")\n'
-        "token = tokenizer.decode(ids)\npad_token: '<pad>'\n"
+        "token = tokenizer.decode(ids)\npad_token: '<pad>'\ntokenizer.pad_token = '<pad>'\n"
     )
     (repo / "job.yaml").write_text(f"hub_token: {secret}\nlearning_rate: 1e-4\n")
     git(repo, "add", "job.yaml")
@@ -75,6 +75,7 @@ def test_a_token_in_a_changed_file_never_reaches_the_patch(repo: Path) -> None:
     # Code that only looks like a secret is kept as it is, so that the patch still reproduces it.
     assert "login(token=***)" in patch and "+token = tokenizer.decode(ids)" in patch
     assert "+pad_token: '<pad>'" in patch and "+learning_rate: 1e-4" in patch
+    assert "+tokenizer.pad_token = '<pad>'" in patch
 
 
 def test_binary_and_non_utf8_changes_are_named_not_kept(repo: Path, tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ _SECRET_NAME_RE = re.compile(
 )
 # Field names ending in "_token" that name a vocabulary token, not a credential.
 _HARMLESS_TOKEN_FIELD_RE = re.compile(
-    r"(pad|eos|bos|unk|sep|cls|mask|chat_template|image|video|audio|vision_start|vision_end|boi|eoi|think)_token"
+    r"(^|_)(pad|eos|bos|unk|sep|cls|mask|chat_template|image|video|audio|vision_start|vision_end|boi|eoi|think)_token$"
 )
 # In text (a command line, a patch): NAME=value (no spaces: an environment assignment, --name=value),
 # or NAME followed by "=" or ":" and a quoted literal (code, JSON: HF_TOKEN = "…", "password": "…",
@@ -73,7 +73,7 @@ def clean_text(text: str) -> str:
 def is_secret_field(name: str) -> bool:
     """True for argument names that hold credentials (``hub_token``), false for ``pad_token``."""
     lowered = name.lower()
-    if _HARMLESS_TOKEN_FIELD_RE.fullmatch(lowered) or lowered.endswith("_tokens"):
+    if _HARMLESS_TOKEN_FIELD_RE.search(lowered) or lowered.endswith("_tokens"):
         return False
     return bool(_SECRET_NAME_RE.search(lowered))
 
