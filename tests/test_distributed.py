@@ -13,26 +13,21 @@ import pytest
 from fakehub import FakeHub
 from helpers import SCRIPTS, build_model_once, only_report, reached, run_states, run_titles
 
+# torchrun picks a free port itself (--standalone): a port chosen here could be taken before it binds.
+TORCHRUN = [
+    sys.executable,
+    "-m",
+    "torch.distributed.run",
+    "--nproc_per_node=2",
+    "--standalone",
+    str(SCRIPTS / "ddp.py"),
+]
+
 
 def torchrun(mode: str, project: Path, model: Path, **extra_env: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", **extra_env)
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node=2",
-            # torchrun picks a free port itself: a port chosen here could be taken before it binds.
-            "--standalone",
-            str(SCRIPTS / "ddp.py"),
-            mode,
-            str(model),
-        ],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [*TORCHRUN, mode, str(model)], cwd=project, env=env, capture_output=True, text=True, timeout=300
     )
 
 
@@ -69,24 +64,16 @@ def test_a_failing_rank_gives_failure(project: Path, built_model: Path) -> None:
 
 def test_a_distributed_training_stopped_and_resumed_is_one_run(project: Path, built_model: Path) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    args = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--standalone",
-        str(SCRIPTS / "ddp.py"),
-    ]
-    first = subprocess.Popen([*args, "save", str(built_model)], cwd=project, env=env, stdout=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [*TORCHRUN, "save", str(built_model)], cwd=project, env=env, stdout=subprocess.PIPE, text=True
+    )
     assert reached(first, "SAVED 4")
     first.send_signal(signal.SIGTERM)  # a preemption: torchrun passes it to every rank
     first.communicate(timeout=120)
     [state] = run_states(project)
     assert state["status"] == "Failure"
 
-    second = subprocess.run(
-        [*args, "resume", str(built_model)], cwd=project, env=env, capture_output=True, text=True, timeout=300
-    )
+    second = torchrun("resume", project, built_model)
     assert second.returncode == 0, second.stderr[-3000:]
     [final] = run_states(project)  # rank 0 alone wrote, and the same run went on
     assert (final["run_name"], final["status"], final["run_id"]) == ("ddp-requeue", "Success", state["run_id"])
